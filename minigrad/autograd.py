@@ -1,0 +1,363 @@
+"""Reverse-mode autograd: graph nodes, the backward pass, and grad mode.
+
+Every differentiable op is a `Function` subclass with two methods side by side:
+
+    forward(self, *arrays, **params) -> array     runs on raw backend arrays
+    backward(self, grad) -> grad per input        runs on Tensors
+
+Because `backward` is written with Tensor ops, running it while grad mode is on
+records a graph of the backward pass itself: that is all `create_graph=True` does,
+and why second derivatives come for free.
+
+Calling `SomeOp.apply(x, y)` runs `forward` and, if any input requires grad,
+keeps the Function instance as the output's `grad_fn`: a node of the graph, with
+one edge per input (the input's own node, or the leaf tensor itself).
+"""
+import contextlib
+import weakref
+
+from .tensor import Tensor
+
+# -- grad mode ----------------------------------------------------------------------------
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Context manager / decorator that turns graph recording on or off."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+        self.previous = []
+
+    def __enter__(self):
+        global _grad_enabled
+        self.previous.append(_grad_enabled)
+        _grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.previous.pop()
+        return False
+
+
+class no_grad(set_grad_enabled):
+    """Do not record ops (inference, optimizer updates). Usable as `with` or as a decorator."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Record ops again inside a `no_grad` block."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+# -- graph nodes --------------------------------------------------------------------------
+class _SavedOutput:
+    """Marks 'the output of this op' in the saved list (held as an array, not a Tensor: no cycle)."""
+
+
+_SAVED_OUTPUT = _SavedOutput()
+
+
+class Function:
+    """An op with its forward and backward; instances are the nodes of the graph."""
+
+    __slots__ = ("backend", "edges", "needs_input_grad", "_record", "_to_save", "_saved", "_versions",
+                 "_output", "_output_ref", "_released", "_retained", "__weakref__")
+
+    # -- to be written by each op -------------------------------------------------------
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    # -- helpers for forward/backward ------------------------------------------------------
+    @property
+    def xp(self):
+        """The array module of this op's inputs (NumPy or CuPy)."""
+        return self.backend.xp
+
+    def save_for_backward(self, *items):
+        """Keep inputs, the output or other arrays for backward (they come back as Tensors)."""
+        if self._record:
+            self._to_save = items
+
+    @property
+    def saved_tensors(self):
+        if self._released:
+            raise RuntimeError(
+                f"trying to backward through {type(self).__name__} a second time: its saved values were "
+                "freed after the first backward; pass retain_graph=True to the first backward")
+        saved = []
+        for item, version in zip(self._saved, self._versions):
+            if item is _SAVED_OUTPUT:
+                item = self._saved_output()
+            elif isinstance(item, Tensor) and version is not None and item._version != version:
+                raise RuntimeError(
+                    f"a tensor saved for the backward of {type(self).__name__} was modified in place "
+                    f"(it is at version {item._version}, saved at version {version})")
+            elif isinstance(item, self.backend.array_type):
+                item = Tensor._make(item, self.backend)
+            saved.append(item)
+        return tuple(saved)
+
+    def _saved_output(self):
+        output = self._output_ref() if self._output_ref is not None else None
+        if output is not None and output._version != 0:
+            raise RuntimeError(f"the output of {type(self).__name__}, saved for its backward, "
+                               f"was modified in place (version {output._version})")
+        return output if output is not None else Tensor._make(self._output, self.backend, self)
+
+    def retain_output_grad(self, tensor):
+        self._retained = weakref.ref(tensor)
+
+    # -- running an op ---------------------------------------------------------------------
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run forward on the inputs' arrays; record a graph node when a gradient is needed."""
+        backend = None
+        needs_grad = False
+        arrays = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                if backend is None:
+                    backend = x._backend
+                elif x._backend is not backend:
+                    raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, "
+                                       f"got {backend.device} and {x._backend.device}")
+                needs_grad = needs_grad or x._requires_grad
+                arrays.append(x.data)
+            else:
+                arrays.append(x)
+        node = cls.__new__(cls)
+        node.backend = backend
+        node._record = record = needs_grad and _grad_enabled
+        node._to_save = ()
+        try:
+            output = node.forward(*arrays, **params)
+        except (ValueError, IndexError) as error:
+            shapes = " and ".join(str(getattr(a, "shape", type(a).__name__)) for a in arrays)
+            raise type(error)(f"{cls.__name__} on shapes {shapes}: {error}") from None
+        backend = node.backend  # ToDevice changes it
+        if type(output) is not backend.array_type:
+            output = backend.xp.asarray(output)  # NumPy reductions return scalars
+        result = Tensor._make(output, backend, node if record else None)
+        if record:
+            node._connect(inputs, arrays, output, result)
+        return result
+
+    def _connect(self, inputs, arrays, output, result):
+        self.edges = tuple(
+            (x.grad_fn or x) if isinstance(x, Tensor) and x._requires_grad else None for x in inputs)
+        self.needs_input_grad = tuple(edge is not None for edge in self.edges)
+        self._released = False
+        self._retained = None
+        self._output = None
+        self._output_ref = None
+        saved, versions = [], []
+        for item in self._to_save:
+            version = None
+            if item is output:
+                item = _SAVED_OUTPUT
+                self._output = output
+                self._output_ref = weakref.ref(result)
+            else:
+                for x, array in zip(inputs, arrays):
+                    if item is array and isinstance(x, Tensor):
+                        item, version = x, x._version
+                        break
+            saved.append(item)
+            versions.append(version)
+        self._saved = saved
+        self._versions = versions
+        self._to_save = ()
+
+    def _release(self):
+        self._saved = None
+        self._output = None
+        self._released = True
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+# -- the backward pass ---------------------------------------------------------------------
+def _topological_dependencies(roots):
+    """For every node reachable from the roots: how many reachable nodes feed it a gradient.
+
+    Iterative (an explicit stack), so a chain of 100,000 ops needs no recursion.
+    """
+    dependencies = {}
+    seen = set(roots)
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        for edge in node.edges:
+            if isinstance(edge, Function):
+                dependencies[edge] = dependencies.get(edge, 0) + 1
+                if edge not in seen:
+                    seen.add(edge)
+                    stack.append(edge)
+    return dependencies
+
+
+def _accumulate(total, grad):
+    return grad if total is None else total + grad
+
+
+def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
+    """Send `grads` back from `tensors` through the graph.
+
+    With `capture` (a dict keyed by node or leaf), the gradients reaching those
+    places are collected there instead of being accumulated into leaves' `.grad`.
+    """
+    pending = {}  # node -> gradient of its output, summed over all its consumers so far
+    leaf_grads = {}  # leaf -> gradient summed over this pass
+    roots = []
+    for tensor, grad in zip(tensors, grads):
+        if tensor.grad_fn is None:
+            if tensor._requires_grad:
+                leaf_grads[tensor] = _accumulate(leaf_grads.get(tensor), grad)
+            continue
+        node = tensor.grad_fn
+        if node not in pending:
+            roots.append(node)
+        pending[node] = _accumulate(pending.get(node), grad)
+
+    dependencies = _topological_dependencies(roots)
+    ready = [node for node in roots if dependencies.get(node, 0) == 0]
+    with set_grad_enabled(create_graph):
+        while ready:
+            node = ready.pop()
+            grad = pending.pop(node)
+            if capture is not None and node in capture:
+                capture[node] = _accumulate(capture[node], grad)
+            if node._retained is not None:
+                output = node._retained()
+                if output is not None:
+                    output.grad = grad if output.grad is None else output.grad + grad
+            input_grads = node.backward(grad)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if not retain_graph:
+                node._release()
+            for edge, input_grad in zip(node.edges, input_grads):
+                if edge is None:
+                    continue
+                if isinstance(edge, Function):
+                    if input_grad is not None:
+                        pending[edge] = _accumulate(pending.get(edge), input_grad)
+                    dependencies[edge] -= 1
+                    if dependencies[edge] == 0:
+                        if edge in pending:
+                            ready.append(edge)
+                        else:  # no gradient reached it: nothing to do below it either
+                            _skip_subgraph(edge, dependencies, pending, ready)
+                elif input_grad is not None:
+                    leaf_grads[edge] = _accumulate(leaf_grads.get(edge), input_grad)
+
+    for leaf, grad in leaf_grads.items():
+        if capture is not None:
+            if leaf in capture:
+                capture[leaf] = _accumulate(capture[leaf], grad)
+            continue
+        _accumulate_into_leaf(leaf, grad, create_graph)
+
+
+def _skip_subgraph(node, dependencies, pending, ready):
+    """A node that received no gradient still releases its inputs' dependency counts."""
+    stack = [node]
+    while stack:
+        for edge in stack.pop().edges:
+            if isinstance(edge, Function):
+                dependencies[edge] -= 1
+                if dependencies[edge] == 0:
+                    if edge in pending:
+                        ready.append(edge)
+                    else:
+                        stack.append(edge)
+
+
+def _accumulate_into_leaf(leaf, grad, create_graph):
+    if grad.shape != leaf.shape:
+        raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a leaf of shape {leaf.shape}")
+    if not create_graph:
+        grad = grad.detach()
+    if leaf.grad is None:
+        # Own the array: the same gradient array may have been handed to several leaves.
+        leaf.grad = grad if create_graph else Tensor._make(grad.data.copy(), grad._backend)
+    elif create_graph or leaf.grad._requires_grad:
+        leaf.grad = leaf.grad + grad
+    else:
+        leaf.grad.data += grad.data
+
+
+def _initial_gradients(tensors, gradients):
+    grads = []
+    for tensor, grad in zip(tensors, gradients):
+        if grad is None:
+            if tensor.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs, but the output has shape "
+                    f"{tensor.shape}: pass `gradient=` (a tensor of that shape)")
+            grad = Tensor._make(tensor.xp.ones_like(tensor.data), tensor._backend)
+        elif not isinstance(grad, Tensor):
+            grad = Tensor(grad, dtype=tensor.dtype, device=tensor.device)
+        if grad.shape != tensor.shape:
+            raise RuntimeError(f"gradient has shape {grad.shape} but the output has shape {tensor.shape}")
+        grads.append(grad)
+    return grads
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False, inputs=None):
+    """Accumulate gradients of `tensors` into the `.grad` of the leaves that require grad."""
+    tensors = _as_tuple(tensors)
+    grad_tensors = _as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(tensors)
+    for tensor in tensors:
+        if not tensor._requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad and has no grad_fn")
+    grads = _initial_gradients(tensors, grad_tensors)
+    if inputs is not None:
+        inputs = _as_tuple(inputs)
+        for tensor, grad in zip(inputs, grad(tensors, inputs, grads, retain_graph, create_graph,
+                                             allow_unused=True)):
+            if grad is not None:
+                _accumulate_into_leaf(tensor, grad, create_graph)
+        return
+    _run_backward(tensors, grads, retain_graph or create_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """d(outputs)/d(inputs) returned as a tuple, without touching any `.grad`."""
+    outputs = _as_tuple(outputs)
+    inputs = _as_tuple(inputs)
+    grad_outputs = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    for tensor in inputs:
+        if not tensor._requires_grad:
+            raise RuntimeError("grad(): one of the inputs does not require grad")
+    keys = [tensor.grad_fn or tensor for tensor in inputs]
+    capture = dict.fromkeys(keys)
+    grads = _initial_gradients(outputs, grad_outputs)
+    _run_backward(outputs, grads, retain_graph, create_graph, capture)
+    results = []
+    for index, key in enumerate(keys):
+        result = capture[key]
+        if result is None and not allow_unused:
+            raise RuntimeError(f"grad(): input {index} was not used to compute the outputs "
+                               "(pass allow_unused=True to get None for it)")
+        results.append(result)
+    return tuple(results)

@@ -1,0 +1,232 @@
+"""Backends: the one place that knows which array library holds a tensor's data.
+
+Every op asks its tensor's backend for `xp` (the array module: NumPy or CuPy) and
+writes the same code for both. Whatever differs between the libraries -- moving
+arrays to and from the host, scatter-add, random generators, `erf` -- lives here
+and nowhere else, so that the GPU path is the CPU path.
+
+A device is named by a string: "cpu" (NumPy) or "cuda" / "cuda:N" (CuPy).
+Tests register a simulated device that follows CuPy's rules (see tests/fake_gpu.py).
+"""
+import math
+import os
+
+import numpy
+
+_DEFAULT_SEED = 0
+
+
+class Backend:
+    """One array library on one device: how to create, move, scatter and draw arrays."""
+
+    xp = numpy
+    array_type = numpy.ndarray
+
+    def __init__(self, device="cpu"):
+        self.device = device
+        self.rng = self._make_generator(_seed_for(device))
+
+    # -- moving data ------------------------------------------------------------
+    def asarray(self, data, dtype=None):
+        """Wrap host data (lists, scalars, NumPy arrays) as an array on this device."""
+        return self.xp.asarray(data, dtype=dtype)
+
+    def to_host(self, array):
+        """A NumPy array with the same values (an explicit device-to-host copy)."""
+        return numpy.asarray(array)
+
+    # -- ops whose spelling differs between libraries ----------------------------
+    def scatter_add(self, target, index, values):
+        """target[index] += values, adding repeated indices up (in place)."""
+        numpy.add.at(target, index, values)
+
+    def erf(self, x):
+        try:
+            from scipy.special import erf
+        except ImportError:  # exact but slow: one Python call per element
+            return numpy.vectorize(math.erf, otypes=[x.dtype])(x)
+        return erf(x)
+
+    # -- random numbers ----------------------------------------------------------
+    def _make_generator(self, seed):
+        return numpy.random.Generator(numpy.random.PCG64(seed))
+
+    def seed(self, seed):
+        self.rng = self._make_generator(seed)
+
+    def rand(self, shape, dtype):
+        return self.rng.random(shape, dtype=dtype)
+
+    def randn(self, shape, dtype):
+        return self.rng.standard_normal(shape, dtype=dtype)
+
+    def randint(self, low, high, shape, dtype):
+        return self.rng.integers(low, high, size=shape, dtype=dtype)
+
+    def get_rng_state(self):
+        """A JSON-friendly dict describing the generator's state."""
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state):
+        self.rng.bit_generator.state = state
+
+    def synchronize(self):
+        """Wait for queued device work (a no-op on the CPU); used by benchmarks."""
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.device}>"
+
+
+class CupyBackend(Backend):
+    """CuPy on one NVIDIA GPU. Imported lazily so that CPU-only machines never need CuPy."""
+
+    def __init__(self, device):
+        import cupy
+
+        self.xp = cupy
+        self.array_type = cupy.ndarray
+        self.device_id = int(device.split(":")[1])
+        self._cuda_device = cupy.cuda.Device(self.device_id)
+        with self._cuda_device:
+            super().__init__(device)
+
+    def asarray(self, data, dtype=None):
+        with self._cuda_device:
+            return self.xp.asarray(data, dtype=dtype)
+
+    def to_host(self, array):
+        return array.get()
+
+    def scatter_add(self, target, index, values):
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+    def erf(self, x):
+        from cupyx.scipy.special import erf
+
+        return erf(x)
+
+    def _make_generator(self, seed):
+        return self.xp.random.default_rng(seed)
+
+    def rand(self, shape, dtype):
+        with self._cuda_device:
+            return self.rng.random(shape, dtype=dtype)
+
+    def randn(self, shape, dtype):
+        with self._cuda_device:
+            return self.rng.standard_normal(shape, dtype=dtype)
+
+    def randint(self, low, high, shape, dtype):
+        with self._cuda_device:
+            return self.rng.integers(low, high, size=shape, dtype=dtype)
+
+    def get_rng_state(self):
+        return None  # CuPy's generators cannot be serialised; resume reseeds instead
+
+    def set_rng_state(self, state):
+        pass
+
+    def synchronize(self):
+        self.xp.cuda.Device(self.device_id).synchronize()
+
+
+# -- the registry of devices --------------------------------------------------------
+_backends = {}          # "cpu", "cuda:0", ... -> Backend
+_factories = {"cpu": lambda device: Backend(device), "cuda": CupyBackend}
+_seeds = {}             # device -> seed given by manual_seed (devices made later use it)
+_default_device = os.environ.get("MINIGRAD_DEVICE", "cpu")
+
+
+def register_device_type(prefix, factory):
+    """Teach `get_backend` a new device type (used by the test suite's simulated GPU)."""
+    _factories[prefix] = factory
+
+
+def canonical_device(device):
+    """'cuda' -> 'cuda:0'; 'cpu' stays 'cpu'; a Device or Backend gives its name."""
+    if device is None:
+        device = _default_device
+    device = str(getattr(device, "device", device))
+    prefix, _, index = device.partition(":")
+    if prefix not in _factories:
+        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda[:N]'")
+    if prefix == "cpu":
+        return "cpu"
+    return f"{prefix}:{int(index or 0)}"
+
+
+def get_backend(device=None):
+    """The Backend for a device name, created on first use."""
+    if isinstance(device, Backend):
+        return device
+    name = canonical_device(device)
+    backend = _backends.get(name)
+    if backend is None:
+        try:
+            backend = _factories[name.partition(":")[0]](name)
+        except ImportError as error:
+            raise RuntimeError(
+                f"device {name!r} needs CuPy, which is not installed ({error}); "
+                "install it with: pip install 'minigrad[gpu]'") from error
+        _backends[name] = backend
+    return backend
+
+
+def backend_of_array(array):
+    """The Backend that owns an array (for wrapping arrays made outside minigrad)."""
+    if isinstance(array, numpy.ndarray):
+        return get_backend("cpu")
+    for backend in _backends.values():
+        if isinstance(array, backend.array_type):
+            if hasattr(backend, "device_id") and array.device.id != backend.device_id:
+                continue
+            return backend
+    module = type(array).__module__.split(".")[0]
+    if module == "cupy":
+        return get_backend(f"cuda:{array.device.id}")
+    return None
+
+
+def set_default_device(device):
+    """Where new tensors go when no device is given (also set by $MINIGRAD_DEVICE)."""
+    global _default_device
+    _default_device = canonical_device(device)
+
+
+def get_default_device():
+    return canonical_device(_default_device)
+
+
+def _seed_for(device):
+    return _seeds.get(device, _seeds.get("*", _DEFAULT_SEED))
+
+
+def manual_seed(seed):
+    """Reseed every device's generator: all random draws of minigrad become reproducible."""
+    _seeds.clear()
+    _seeds["*"] = int(seed)
+    for backend in _backends.values():
+        backend.seed(int(seed))
+
+
+def get_rng_state():
+    """States of every device generator created so far (for checkpoints)."""
+    return {name: backend.get_rng_state() for name, backend in _backends.items()}
+
+
+def set_rng_state(states):
+    for name, state in states.items():
+        if state is not None:
+            get_backend(name).set_rng_state(state)
+
+
+def cuda_is_available():
+    """True when CuPy imports and sees at least one GPU."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # ImportError, or CUDA driver errors of many kinds
+        return False

@@ -1,0 +1,227 @@
+"""Neural-network functions (what `torch.nn.functional` holds), with hand-written backward
+where fusing saves memory or passes: linear, layer_norm, dropout, embedding; and the
+losses built from them: cross_entropy, nll_loss, mse_loss.
+
+Layers in `nn` are thin wrappers that own the parameters and call these.
+"""
+from .autograd import Function, is_grad_enabled
+from .ops import gather, log_softmax, mean, relu, gelu, sigmoid, softmax, sum, tanh, where  # noqa: F401
+
+
+# -- linear ---------------------------------------------------------------------------------
+class Linear(Function):
+    """y = x W^T + b, with x flattened to 2-D so that each product is a single GEMM."""
+
+    def forward(self, x, weight, bias):
+        self.save_for_backward(x, weight)
+        x2 = x.reshape(-1, x.shape[-1])
+        y = x2 @ weight.T
+        if bias is not None:
+            y += bias
+        return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    def backward(self, grad):
+        x, weight = self.saved_tensors
+        need_x, need_w, need_b = self.needs_input_grad
+        g2 = grad.reshape(-1, grad.shape[-1])
+        grad_x = (g2 @ weight).reshape(x.shape) if need_x else None
+        grad_w = g2.mT @ x.reshape(-1, x.shape[-1]) if need_w else None
+        grad_b = g2.sum(0) if need_b else None
+        return grad_x, grad_w, grad_b
+
+
+def linear(x, weight, bias=None):
+    if x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+                         f"(expected last dim {weight.shape[-1]})")
+    return Linear.apply(x, weight, bias)
+
+
+# -- layer norm -----------------------------------------------------------------------------
+class LayerNorm(Function):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last dims, biased variance.
+
+    Backward uses the saved normalised input when only first derivatives are
+    wanted; under create_graph it recomputes it from x with tensor ops, so the
+    backward pass is itself differentiable.
+    """
+
+    def forward(self, x, weight, bias, axes, eps):
+        self.axes, self.eps = axes, eps
+        xp = self.xp
+        mean_ = x.mean(axis=axes, keepdims=True)
+        centered = x - mean_
+        variance = (centered * centered).mean(axis=axes, keepdims=True)
+        rstd = 1 / xp.sqrt(variance + eps)
+        normalized = centered * rstd
+        self.save_for_backward(x, weight, normalized, rstd)
+        y = normalized * weight if weight is not None else normalized.copy()
+        if bias is not None:
+            y += bias
+        return y
+
+    def _normalized(self, x, normalized, rstd):
+        if not is_grad_enabled():
+            return normalized, rstd
+        centered = x - x.mean(self.axes, keepdim=True)
+        rstd = ((centered * centered).mean(self.axes, keepdim=True) + self.eps) ** -0.5
+        return centered * rstd, rstd
+
+    def backward(self, grad):
+        x, weight, normalized, rstd = self.saved_tensors
+        need_x, need_w, need_b = self.needs_input_grad
+        normalized, rstd = self._normalized(x, normalized, rstd)
+        lead = tuple(range(x.ndim - len(self.axes)))
+        grad_w = (grad * normalized).sum(lead) if need_w else None
+        grad_b = grad.sum(lead) if need_b else None
+        grad_x = None
+        if need_x:
+            g = grad * weight if weight is not None else grad
+            grad_x = rstd * (g - g.mean(self.axes, keepdim=True)
+                             - normalized * (g * normalized).mean(self.axes, keepdim=True))
+        return grad_x, grad_w, grad_b
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
+        raise ValueError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape {normalized_shape}")
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    return LayerNorm.apply(x, weight, bias, axes=axes, eps=eps)
+
+
+# -- dropout --------------------------------------------------------------------------------
+class Dropout(Function):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+
+    def forward(self, x, p):
+        keep = self.backend.rand(x.shape, x.dtype) >= p
+        scaled_mask = keep.astype(x.dtype)
+        scaled_mask *= 1.0 / (1.0 - p)
+        self.save_for_backward(scaled_mask)
+        return x * scaled_mask
+
+    def backward(self, grad):
+        (scaled_mask,) = self.saved_tensors
+        return grad * scaled_mask
+
+
+def dropout(x, p=0.5, training=True):
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    return Dropout.apply(x, p=p)
+
+
+# -- embedding ------------------------------------------------------------------------------
+class Embedding(Function):
+    """Rows of `weight` picked by integer ids; the gradient adds back into those rows."""
+
+    def forward(self, ids, weight, padding_idx):
+        self.save_for_backward(ids)
+        self.num_rows, self.padding_idx = weight.shape[0], padding_idx
+        return weight[ids]
+
+    def backward(self, grad):
+        (ids,) = self.saved_tensors
+        return None, EmbeddingBackward.apply(grad, ids, num_rows=self.num_rows, padding_idx=self.padding_idx)
+
+
+class EmbeddingBackward(Function):
+    def forward(self, grad, ids, num_rows, padding_idx):
+        self.save_for_backward(ids)
+        self.padding_idx = padding_idx
+        result = self.xp.zeros((num_rows,) + grad.shape[ids.ndim:], dtype=grad.dtype)
+        self.backend.scatter_add(result, ids.reshape(-1), grad.reshape((-1,) + grad.shape[ids.ndim:]))
+        if padding_idx is not None:
+            result[padding_idx] = 0  # the padding row never learns
+        return result
+
+    def backward(self, grad):
+        (ids,) = self.saved_tensors
+        picked = Embedding.apply(ids, grad, padding_idx=None)
+        if self.padding_idx is not None:
+            picked = picked * (ids != self.padding_idx).unsqueeze(-1)
+        return picked, None
+
+
+def embedding(ids, weight, padding_idx=None):
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"embedding: ids must be an integer tensor, got {ids.dtype}")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += weight.shape[0]
+    return Embedding.apply(ids, weight, padding_idx=padding_idx)
+
+
+# -- losses ---------------------------------------------------------------------------------
+def _reduce(loss, reduction, op):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _classes_last(logits, target, op):
+    """(N, C, d1, ...) logits -> (N, d1, ..., C), checking the target's shape (PyTorch's layout)."""
+    if logits.ndim == 1:
+        logits = logits.unsqueeze(0)
+        target = target.reshape(1)
+    elif logits.ndim > 2:
+        logits = logits.movedim(1, -1)
+    if tuple(target.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(f"{op}: target of shape {target.shape} does not match logits of shape "
+                         f"{logits.shape} (expected target shape {logits.shape[:-1]})")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class ids, got {target.dtype}")
+    return logits, target
+
+
+def nll_loss(log_probs, target, ignore_index=-100, reduction="mean"):
+    log_probs, target = _classes_last(log_probs, target, "nll_loss")
+    keep = target != ignore_index
+    safe_target = where(keep, target, 0)
+    picked = gather(log_probs, -1, safe_target.unsqueeze(-1)).squeeze(-1)
+    loss = -picked * keep
+    if reduction == "mean":
+        return loss.sum() / keep.sum().to(loss.dtype)
+    return _reduce(loss, reduction, "nll_loss")
+
+
+def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """Softmax cross-entropy from raw logits, as torch.nn.functional.cross_entropy.
+
+    logits: (N, C) or (N, C, d1, ...) or (C,); target: class ids of shape (N, d1, ...).
+    With label smoothing the target distribution is (1 - s) on the true class plus
+    s / C on every class; targets equal to `ignore_index` add nothing, and the mean
+    is taken over the others.
+    """
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    logits, target = _classes_last(logits, target, "cross_entropy")
+    log_probs = log_softmax(logits, -1)
+    keep = target != ignore_index
+    safe_target = where(keep, target, 0)
+    loss = -gather(log_probs, -1, safe_target.unsqueeze(-1)).squeeze(-1)
+    if label_smoothing > 0:
+        loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(-1)
+    loss = loss * keep
+    if reduction == "mean":
+        return loss.sum() / keep.sum().to(loss.dtype)
+    return _reduce(loss, reduction, "cross_entropy")
+
+
+def mse_loss(input, target, reduction="mean"):
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape {target.shape} differ")
+    diff = input - target
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+__all__ = ["linear", "layer_norm", "dropout", "embedding", "cross_entropy", "nll_loss", "mse_loss", "softmax",
+           "log_softmax", "relu", "gelu", "sigmoid", "tanh"]

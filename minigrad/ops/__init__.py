@@ -1,0 +1,12 @@
+"""All tensor ops, by family. Each op is a Function (forward + backward side by side)
+plus the plain function users call; Tensor methods route here."""
+from .broadcast import broadcast_shapes, broadcast_to, expand, sum_to
+from .elementwise import (abs, add, cast, clamp, clip, clone, div, eq, erf, exp, ge, gelu, gt, isfinite, le, log,
+                          logical_and, logical_not, logical_or, lt, masked_fill, maximum, minimum, mul, ne, neg, pow,
+                          relu, rsqrt, sigmoid, sign, sqrt, sub, tanh, to_device, where)
+from .indexing import array_index, gather, getitem
+from .linalg import matmul
+from .reduction import all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, std, sum, var
+from .shape import (cat, chunk, concatenate, flatten, movedim, permute, repeat, reshape, split, squeeze, stack,
+                    swapaxes, transpose, unsqueeze, view)
+from .softmax import log_softmax, softmax

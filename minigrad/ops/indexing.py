@@ -1,0 +1,111 @@
+"""Indexing: x[index] (basic and advanced), gather, and the scatter-adds that are their gradients.
+
+Reading x[idx] copies values out; its gradient writes the incoming gradient back
+into a zero tensor shaped like x. With integer-array indices the same element can
+be read several times, so the write must *add* (scatter-add), never overwrite.
+"""
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+def array_index(index, backend):
+    """Turn an index that may hold tensors and lists into one the array module understands."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    parts = []
+    for part in index:
+        if isinstance(part, Tensor):
+            if part._backend is not backend:
+                raise RuntimeError(f"indexing a {backend.device} tensor with a {part.device} tensor")
+            if part.dtype.kind not in "iub":
+                raise IndexError(f"tensors used as indices must be integer or bool, got {part.dtype}")
+            part = part.data
+        elif isinstance(part, (list, tuple)):
+            part = backend.asarray(part)
+        parts.append(part)
+    return tuple(parts)
+
+
+def _is_basic(index):
+    return all(part is None or part is Ellipsis or isinstance(part, (int, slice)) for part in index)
+
+
+class GetItem(Function):
+    def forward(self, x, index):
+        self.index = index
+        self.input_shape = x.shape
+        return x[index]
+
+    def backward(self, grad):
+        return ScatterIndex.apply(grad, index=self.index, shape=self.input_shape)
+
+
+class ScatterIndex(Function):
+    """zeros(shape) with grad added at `index` (the gradient of GetItem)."""
+
+    def forward(self, grad, index, shape):
+        self.index = index
+        result = self.xp.zeros(shape, dtype=grad.dtype)
+        if _is_basic(index) or any(getattr(p, "dtype", None) == bool for p in index):
+            result[index] = grad  # each element is hit at most once
+        else:
+            self.backend.scatter_add(result, index, grad)
+        return result
+
+    def backward(self, grad):
+        return GetItem.apply(grad, index=self.index)
+
+
+def getitem(x, index):
+    return GetItem.apply(x, index=array_index(index, x._backend))
+
+
+def _open_grid(index_array, axis, xp):
+    """Index tuple that addresses, for every position of index_array, that position with `axis` replaced."""
+    grid = []
+    for a, size in enumerate(index_array.shape):
+        if a == axis:
+            grid.append(index_array)
+        else:
+            shape = [1] * index_array.ndim
+            shape[a] = size
+            grid.append(xp.arange(size).reshape(shape))
+    return tuple(grid)
+
+
+class Gather(Function):
+    def forward(self, x, index, axis):
+        self.axis = axis
+        self.input_shape = x.shape
+        self.save_for_backward(index)
+        return self.xp.take_along_axis(x, index, axis=axis)
+
+    def backward(self, grad):
+        (index,) = self.saved_tensors
+        return ScatterAlongAxis.apply(grad, index, axis=self.axis, shape=self.input_shape), None
+
+
+class ScatterAlongAxis(Function):
+    """zeros(shape) with grad added along `axis` at `index` (the gradient of Gather)."""
+
+    def forward(self, grad, index, axis, shape):
+        self.axis = axis
+        self.save_for_backward(index)
+        result = self.xp.zeros(shape, dtype=grad.dtype)
+        self.backend.scatter_add(result, _open_grid(index, axis, self.xp), grad)
+        return result
+
+    def backward(self, grad):
+        (index,) = self.saved_tensors
+        return Gather.apply(grad, index, axis=self.axis), None
+
+
+def gather(x, dim, index):
+    """out[i][j] = x[i][index[i][j]] along `dim` (torch.gather)."""
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"gather: index must be an integer tensor, got {index.dtype}")
+    if index.ndim != x.ndim:
+        raise ValueError(f"gather: index of shape {index.shape} must have as many dims as input {x.shape}")
+    from .reduction import normalize_dims
+
+    return Gather.apply(x, index, axis=normalize_dims(dim, x.ndim, "gather")[0])

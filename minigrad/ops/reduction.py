@@ -1,0 +1,164 @@
+"""Reductions over dimensions: sum, mean, amax/amin, max/min, var/std, logsumexp, argmax.
+
+`dim` is an int, a tuple of ints (negative counts from the end) or None (all);
+`keepdim` keeps reduced dimensions with size 1, as in PyTorch. The gradient of a
+reduction broadcasts the output's gradient back over the reduced dimensions.
+"""
+import builtins
+from collections import namedtuple
+
+from ..autograd import Function
+from ..tensor import Tensor
+from .broadcast import broadcast_to
+from .elementwise import _no_grad, exp, log, sqrt
+
+
+def normalize_dims(dim, ndim, op="reduction"):
+    """dim (None, int or tuple, negatives allowed) -> sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    result = []
+    for d in dims:
+        low, high = -builtins.max(ndim, 1), builtins.max(ndim, 1) - 1
+        if not low <= d <= high:
+            raise IndexError(f"{op}: dimension {d} out of range (expected in [{low}, {high}])")
+        result.append(d % ndim if ndim else 0)
+    if len(set(result)) != len(result):
+        raise ValueError(f"{op}: dimension repeated in {dim}")
+    return tuple(sorted(result))
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else size for i, size in enumerate(shape))
+
+
+class Sum(Function):
+    def forward(self, x, axes, keepdim):
+        self.input_shape = x.shape
+        self.kept_shape = _kept_shape(x.shape, axes)
+        return x.sum(axis=axes, keepdims=keepdim)
+
+    def backward(self, grad):
+        return broadcast_to(grad.reshape(self.kept_shape), self.input_shape)
+
+
+class Amax(Function):
+    """Max (or min) over dims; the gradient is shared equally among tied maxima."""
+
+    def forward(self, x, axes, keepdim, largest):
+        result = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
+        winners = (x == result).astype(x.dtype)
+        winners /= winners.sum(axis=axes, keepdims=True)
+        self.save_for_backward(winners)
+        self.kept_shape = result.shape
+        return result if keepdim else result.reshape(tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+    def backward(self, grad):
+        (winners,) = self.saved_tensors
+        return grad.reshape(self.kept_shape) * winners
+
+
+def sum(x, dim=None, keepdim=False):
+    return Sum.apply(x, axes=normalize_dims(dim, x.ndim, "sum"), keepdim=keepdim)
+
+
+def _count(x, axes):
+    count = 1
+    for axis in axes:
+        count *= x.shape[axis]
+    return count
+
+
+def mean(x, dim=None, keepdim=False):
+    axes = normalize_dims(dim, x.ndim, "mean")
+    return sum(x, axes, keepdim) * (1.0 / _count(x, axes))
+
+
+def var(x, dim=None, keepdim=False, correction=1, unbiased=None):
+    """Variance; `correction=1` (the default, as in PyTorch) divides by N - 1."""
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    axes = normalize_dims(dim, x.ndim, "var")
+    centered = x - mean(x, axes, keepdim=True)
+    return sum(centered * centered, axes, keepdim) * (1.0 / builtins.max(_count(x, axes) - correction, 0))
+
+
+def std(x, dim=None, keepdim=False, correction=1, unbiased=None):
+    return sqrt(var(x, dim, keepdim, correction, unbiased))
+
+
+def amax(x, dim=None, keepdim=False):
+    return Amax.apply(x, axes=normalize_dims(dim, x.ndim, "amax"), keepdim=keepdim, largest=True)
+
+
+def amin(x, dim=None, keepdim=False):
+    return Amax.apply(x, axes=normalize_dims(dim, x.ndim, "amin"), keepdim=keepdim, largest=False)
+
+
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+
+
+def _max_or_min(x, dim, keepdim, largest):
+    if dim is None:
+        return amax(x) if largest else amin(x)
+    indices = (argmax if largest else argmin)(x, dim, keepdim=True)
+    from .indexing import gather
+
+    values = gather(x, dim, indices)
+    if not keepdim:
+        values, indices = values.squeeze(dim), indices.squeeze(dim)
+    return ValuesIndices(values, indices)
+
+
+def max(x, dim=None, keepdim=False):
+    """max(x) -> the largest value; max(x, dim) -> (values, indices), as in PyTorch."""
+    return _max_or_min(x, dim, keepdim, True)
+
+
+def min(x, dim=None, keepdim=False):
+    return _max_or_min(x, dim, keepdim, False)
+
+
+def _arg_reduce(x, dim, keepdim, largest):
+    def reduce(a):
+        method = a.argmax if largest else a.argmin
+        if dim is None:
+            result = method()
+            return result.reshape((1,) * a.ndim) if keepdim else result
+        axis = normalize_dims(dim, a.ndim, "argmax")[0]
+        return method(axis=axis, keepdims=keepdim)
+
+    result = _no_grad(reduce, x)
+    return result if result.dtype == "int64" else result.long()
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _arg_reduce(x, dim, keepdim, True)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _arg_reduce(x, dim, keepdim, False)
+
+
+def logsumexp(x, dim, keepdim=False):
+    """log(sum(exp(x))) without overflow: the max is taken out first (and -inf rows stay -inf)."""
+    axes = normalize_dims(dim, x.ndim, "logsumexp")
+    shift = amax(x.detach(), axes, keepdim=True)
+    shift = shift.masked_fill(~shift.isfinite(), 0.0)
+    result = log(sum(exp(x - shift), axes, keepdim=True)) + shift
+    return result if keepdim else result.squeeze(axes)
+
+
+def all(x, dim=None, keepdim=False):
+    axes = normalize_dims(dim, x.ndim, "all")
+    return _no_grad(lambda a: a.all(axis=axes, keepdims=keepdim), x)
+
+
+def any(x, dim=None, keepdim=False):
+    axes = normalize_dims(dim, x.ndim, "any")
+    return _no_grad(lambda a: a.any(axis=axes, keepdims=keepdim), x)
+
+
+__all__ = ["sum", "mean", "var", "std", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp",
+           "all", "any", "normalize_dims", "Tensor"]

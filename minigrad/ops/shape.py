@@ -1,0 +1,203 @@
+"""Shape ops: reshape (and squeeze/unsqueeze/flatten), transpose, permute, cat, stack, split.
+
+None of them changes a value, so each backward only moves the gradient back
+into the input's layout.
+"""
+from ..autograd import Function
+from ..tensor import Tensor
+from .reduction import normalize_dims
+
+
+def _axis(dim, ndim, op):
+    return normalize_dims(dim, ndim, op)[0]
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.input_shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, grad):
+        return grad.reshape(self.input_shape)
+
+
+class Permute(Function):
+    def forward(self, x, dims):
+        self.inverse = tuple(sorted(range(len(dims)), key=dims.__getitem__))
+        return self.xp.transpose(x, dims)
+
+    def backward(self, grad):
+        return Permute.apply(grad, dims=self.inverse)
+
+
+class Cat(Function):
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        return self.xp.concatenate(arrays, axis=axis)
+
+    def backward(self, grad):
+        return tuple(split(grad, self.sizes, self.axis))
+
+
+class Stack(Function):
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        return self.xp.stack(arrays, axis=axis)
+
+    def backward(self, grad):
+        prefix = (slice(None),) * self.axis
+        return tuple(grad[prefix + (i,)] for i in range(grad.shape[self.axis]))
+
+
+class Repeat(Function):
+    def forward(self, x, sizes):
+        self.input_shape = x.shape
+        self.sizes = sizes
+        return self.xp.tile(x, sizes)
+
+    def backward(self, grad):
+        lead = len(self.sizes) - len(self.input_shape)
+        shape = (1,) * lead + tuple(self.input_shape)
+        interleaved = []
+        for repeats, size in zip(self.sizes, shape):
+            interleaved += [repeats, size]
+        summed = grad.reshape(interleaved).sum(tuple(range(0, len(interleaved), 2)))
+        return summed.reshape(self.input_shape)
+
+
+def _sizes(args):
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
+
+
+def reshape(x, *shape):
+    shape = _sizes(shape)
+    if shape == x.shape:
+        return x
+    return Reshape.apply(x, shape=shape)
+
+
+view = reshape
+
+
+def permute(x, *dims):
+    dims = _sizes(dims)
+    if len(dims) != x.ndim:
+        raise ValueError(f"permute: {len(dims)} dims {dims} given for a tensor of shape {x.shape}")
+    dims = tuple(d % x.ndim for d in dims)
+    if sorted(dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: {dims} is not a permutation of the dims of shape {x.shape}")
+    if dims == tuple(range(x.ndim)):
+        return x
+    return Permute.apply(x, dims=dims)
+
+
+def transpose(x, dim0, dim1):
+    dims = list(range(x.ndim))
+    a, b = _axis(dim0, x.ndim, "transpose"), _axis(dim1, x.ndim, "transpose")
+    dims[a], dims[b] = dims[b], dims[a]
+    return permute(x, *dims)
+
+
+swapaxes = transpose
+
+
+def movedim(x, source, destination):
+    source, destination = _axis(source, x.ndim, "movedim"), _axis(destination, x.ndim, "movedim")
+    dims = [d for d in range(x.ndim) if d != source]
+    dims.insert(destination, source)
+    return permute(x, *dims)
+
+
+def squeeze(x, dim=None):
+    """Drop size-1 dims (all of them, or those among `dim` that have size 1)."""
+    axes = normalize_dims(dim, x.ndim, "squeeze") if x.ndim else ()
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if not (i in axes and s == 1)))
+
+
+def unsqueeze(x, dim):
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise IndexError(f"unsqueeze: dimension {dim} out of range for a tensor of {x.ndim} dims")
+    dim = dim % (x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = _axis(start_dim, x.ndim, "flatten"), _axis(end_dim, x.ndim, "flatten")
+    size = 1
+    for s in x.shape[start:end + 1]:
+        size *= s
+    return reshape(x, x.shape[:start] + (size,) + x.shape[end + 1:])
+
+
+def _check_same_shape_but(tensors, axis, op):
+    first = tensors[0]
+    for t in tensors[1:]:
+        if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != axis):
+            raise ValueError(f"{op}: shapes {first.shape} and {t.shape} differ outside dimension {axis}")
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    axis = _axis(dim, tensors[0].ndim, "cat")
+    _check_same_shape_but(tensors, axis, "cat")
+    return Cat.apply(*tensors, axis=axis)
+
+
+concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Join tensors along a new dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    for t in tensors[1:]:
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: all tensors must have one shape, got {tensors[0].shape} and {t.shape}")
+    if not -tensors[0].ndim - 1 <= dim <= tensors[0].ndim:
+        raise IndexError(f"stack: dimension {dim} out of range")
+    return Stack.apply(*tensors, axis=dim % (tensors[0].ndim + 1))
+
+
+def split(x, split_size_or_sections, dim=0):
+    """Pieces of `split_size` (the last may be smaller), or of the listed sizes, along dim."""
+    axis = _axis(dim, x.ndim, "split")
+    total = x.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}")
+        sizes = [min(step, total - start) for start in range(0, total, step)]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != total:
+            raise ValueError(f"split: sections {sizes} do not add up to the size {total} of dim {dim}")
+    pieces, start = [], 0
+    prefix = (slice(None),) * axis
+    for size in sizes:
+        pieces.append(x[prefix + (slice(start, start + size),)])
+        start += size
+    return tuple(pieces)
+
+
+def chunk(x, chunks, dim=0):
+    """At most `chunks` pieces of equal size (the last may be smaller), as torch.chunk."""
+    total = x.shape[_axis(dim, x.ndim, "chunk")]
+    return split(x, max(-(-total // chunks), 1), dim)
+
+
+def repeat(x, *sizes):
+    sizes = _sizes(sizes)
+    if len(sizes) < x.ndim:
+        raise ValueError(f"repeat: {len(sizes)} repeat counts for a tensor of {x.ndim} dims")
+    return Repeat.apply(x, sizes=sizes)
+
+
+__all__ = ["reshape", "view", "permute", "transpose", "swapaxes", "movedim", "squeeze", "unsqueeze", "flatten",
+           "cat", "concatenate", "stack", "split", "chunk", "repeat", "Tensor"]

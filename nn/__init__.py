@@ -1,0 +1,5 @@
+"""nn: layers built on minigrad, with PyTorch's names, layouts and defaults."""
+from . import init  # noqa: F401
+from .containers import ModuleDict, ModuleList, Sequential
+from .layers import GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU
+from .module import Module, Parameter

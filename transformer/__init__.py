@@ -1,0 +1,1 @@
+"""transformer: the encoder-decoder of "Attention Is All You Need", built from nn and minigrad."""
