@@ -106,6 +106,8 @@ def gather(x, dim, index):
         raise TypeError(f"gather: index must be an integer tensor, got {index.dtype}")
     if index.ndim != x.ndim:
         raise ValueError(f"gather: index of shape {index.shape} must have as many dims as input {x.shape}")
-    from .reduction import normalize_dims
+    from .reduction import normalize_dim
 
-    return Gather.apply(x, index, axis=normalize_dims(dim, x.ndim, "gather")[0])
+    if x.ndim == 0:
+        raise IndexError("gather: the input must have at least one dimension")
+    return Gather.apply(x, index, axis=normalize_dim(dim, x.ndim, "gather"))

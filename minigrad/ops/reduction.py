@@ -23,10 +23,20 @@ def normalize_dims(dim, ndim, op="reduction"):
         low, high = -builtins.max(ndim, 1), builtins.max(ndim, 1) - 1
         if not low <= d <= high:
             raise IndexError(f"{op}: dimension {d} out of range (expected in [{low}, {high}])")
-        result.append(d % ndim if ndim else 0)
+        result.append(d % ndim if ndim else None)
     if len(set(result)) != len(result):
         raise ValueError(f"{op}: dimension repeated in {dim}")
+    if ndim == 0:
+        return ()  # a 0-d tensor accepts dim 0 or -1, as in PyTorch: there is nothing to reduce
     return tuple(sorted(result))
+
+
+def normalize_dim(dim, ndim, op="reduction"):
+    """One dim -> a non-negative axis; None for a 0-d tensor (where dim 0 or -1 means the whole value)."""
+    if not isinstance(dim, int):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    axes = normalize_dims(dim, ndim, op)
+    return axes[0] if axes else None
 
 
 def _kept_shape(shape, axes):
@@ -126,7 +136,7 @@ def _arg_reduce(x, dim, keepdim, largest):
         if dim is None:
             result = method()
             return result.reshape((1,) * a.ndim) if keepdim else result
-        axis = normalize_dims(dim, a.ndim, "argmax")[0]
+        axis = normalize_dim(dim, a.ndim, "argmax")
         return method(axis=axis, keepdims=keepdim)
 
     result = _no_grad(reduce, x)
@@ -161,4 +171,4 @@ def any(x, dim=None, keepdim=False):
 
 
 __all__ = ["sum", "mean", "var", "std", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp",
-           "all", "any", "normalize_dims", "Tensor"]
+           "all", "any", "normalize_dims", "normalize_dim", "Tensor"]

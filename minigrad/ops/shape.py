@@ -5,11 +5,14 @@ into the input's layout.
 """
 from ..autograd import Function
 from ..tensor import Tensor
-from .reduction import normalize_dims
+from .reduction import normalize_dim, normalize_dims
 
 
 def _axis(dim, ndim, op):
-    return normalize_dims(dim, ndim, op)[0]
+    axis = normalize_dim(dim, ndim, op)
+    if axis is None:
+        raise IndexError(f"{op}: a 0-d tensor has no dimension {dim}")
+    return axis
 
 
 class Reshape(Function):

@@ -5,7 +5,7 @@ stay finite. A row whose every entry is -inf (a fully masked attention row) has
 no maximum to subtract; it gives zeros and a zero gradient instead of NaN.
 """
 from ..autograd import Function
-from .reduction import normalize_dims
+from .reduction import normalize_dim
 
 
 def _shifted(xp, x, axis):
@@ -48,8 +48,8 @@ class LogSoftmax(Function):
 
 
 def softmax(x, dim):
-    return Softmax.apply(x, axis=normalize_dims(dim, x.ndim, "softmax")[0])
+    return Softmax.apply(x, axis=normalize_dim(dim, x.ndim, "softmax"))
 
 
 def log_softmax(x, dim):
-    return LogSoftmax.apply(x, axis=normalize_dims(dim, x.ndim, "log_softmax")[0])
+    return LogSoftmax.apply(x, axis=normalize_dim(dim, x.ndim, "log_softmax"))

@@ -1,0 +1,21 @@
+"""Shared fixtures: every test starts from the same random state and the default dtype."""
+import numpy as np
+import pytest
+
+import minigrad
+
+
+@pytest.fixture(autouse=True)
+def _seeded_and_float32():
+    """Seed minigrad's generators and restore float32 as the default dtype around every test."""
+    minigrad.manual_seed(0)
+    previous = minigrad.get_default_dtype()
+    minigrad.set_default_dtype(minigrad.float32)
+    yield
+    minigrad.set_default_dtype(previous)
+
+
+@pytest.fixture
+def rng():
+    """A NumPy generator for test inputs (independent of minigrad's own generators)."""
+    return np.random.default_rng(1234)
