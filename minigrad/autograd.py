@@ -147,14 +147,15 @@ class Function:
             shapes = " and ".join(str(getattr(a, "shape", type(a).__name__)) for a in arrays)
             raise type(error)(f"{cls.__name__} on shapes {shapes}: {error}") from None
         backend = node.backend  # ToDevice changes it
+        raw_output = output
         if type(output) is not backend.array_type:
-            output = backend.xp.asarray(output)  # NumPy reductions return scalars
+            output = backend.xp.asarray(output)  # NumPy returns scalars, not arrays, for 0-d results
         result = Tensor._make(output, backend, node if record else None)
         if record:
-            node._connect(inputs, arrays, output, result)
+            node._connect(inputs, arrays, output, result, raw_output)
         return result
 
-    def _connect(self, inputs, arrays, output, result):
+    def _connect(self, inputs, arrays, output, result, raw_output):
         self.edges = tuple(
             (x.grad_fn or x) if isinstance(x, Tensor) and x._requires_grad else None for x in inputs)
         self.needs_input_grad = tuple(edge is not None for edge in self.edges)
@@ -165,7 +166,7 @@ class Function:
         saved, versions = [], []
         for item in self._to_save:
             version = None
-            if item is output:
+            if item is raw_output or item is output:
                 item = _SAVED_OUTPUT
                 self._output = output
                 self._output_ref = weakref.ref(result)
@@ -174,6 +175,9 @@ class Function:
                     if item is array and isinstance(x, Tensor):
                         item, version = x, x._version
                         break
+                else:
+                    if hasattr(item, "dtype") and type(item) is not self.backend.array_type:
+                        item = self.backend.xp.asarray(item)  # a NumPy scalar from a 0-d computation
             saved.append(item)
             versions.append(version)
         self._saved = saved
@@ -331,10 +335,10 @@ def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False,
     grads = _initial_gradients(tensors, grad_tensors)
     if inputs is not None:
         inputs = _as_tuple(inputs)
-        for tensor, grad in zip(inputs, grad(tensors, inputs, grads, retain_graph, create_graph,
-                                             allow_unused=True)):
-            if grad is not None:
-                _accumulate_into_leaf(tensor, grad, create_graph)
+        input_grads = grad(tensors, inputs, grads, retain_graph, create_graph, allow_unused=True)
+        for tensor, input_grad in zip(inputs, input_grads):
+            if input_grad is not None:
+                _accumulate_into_leaf(tensor, input_grad, create_graph)
         return
     _run_backward(tensors, grads, retain_graph or create_graph, create_graph)
 

@@ -21,8 +21,15 @@ def _make(array, backend, requires_grad):
 
 
 def tensor(data, dtype=None, requires_grad=False, device=None):
-    """A new leaf tensor from Python data or an array (Python floats become float32)."""
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
+    """A new leaf tensor from Python data or an array (Python floats become float32).
+
+    Always a copy, as torch.tensor: later writes to `data` (or to the tensor) do not leak across.
+    """
+    source = data.data if isinstance(data, Tensor) else data
+    result = Tensor(source, dtype=dtype, device=device)
+    if result.data is source or getattr(result.data, "base", None) is not None:
+        result.data = result.data.copy()
+    return result.requires_grad_() if requires_grad else result
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):

@@ -317,6 +317,8 @@ TWICE = [
     ("pow", lambda a, b: a ** b, [(MAT, "pos"), (MAT, "any")]),
     ("exp_log_sqrt", lambda x: (x.exp() + x.log() + x.sqrt()) * x, [(MAT, "pos")]),
     ("tanh", lambda x: x.tanh(), [(MAT, "any")]),
+    # 0-d: NumPy hands back scalars, not arrays; saved outputs must still join the graph
+    ("scalar_chain", lambda x: x.tanh() * x.exp() + x.sigmoid() * x.sqrt() + x.abs() * x, [(SCALAR, "pos")]),
     ("sigmoid", lambda x: x.sigmoid(), [(MAT, "any")]),
     ("gelu", lambda x: minigrad.gelu(x), [(MAT, "any")]),
     ("gelu_tanh", lambda x: minigrad.gelu(x, approximate="tanh"), [(MAT, "any")]),
