@@ -21,8 +21,8 @@ class Softmax(Function):
         self.axis = axis
         _, e = _shifted(self.xp, x, axis)
         total = e.sum(axis=axis, keepdims=True)
-        total[total == 0] = 1  # all -inf row: 0 / 1 = 0
-        e /= total
+        # All -inf row: 0 / 1 = 0. (`where`, not a boolean-mask write: on CuPy that would sync with the host.)
+        e /= self.xp.where(total == 0, 1, total)
         self.save_for_backward(e)
         return e
 
