@@ -182,15 +182,29 @@ def _classes_last(logits, target, op):
     return logits, target
 
 
+def _mean_over_kept(loss, keep):
+    """Sum over the targets that were not ignored / their count, as PyTorch: NaN when every target is ignored,
+    but a zero gradient then (not inf * 0 = NaN), so one all-padding batch cannot spoil the weights."""
+    count = keep.sum().to(loss.dtype)
+    no_target = count == 0
+    return loss.sum() / count.masked_fill(no_target, 1.0) + where(no_target, float("nan"), 0.0).to(loss.dtype)
+
+
+def _finish(loss, keep, reduction, unbatched, op):
+    if reduction == "mean":
+        return _mean_over_kept(loss, keep)
+    if reduction == "none" and unbatched:
+        return loss.squeeze(0)
+    return _reduce(loss, reduction, op)
+
+
 def nll_loss(log_probs, target, ignore_index=-100, reduction="mean"):
+    unbatched = log_probs.ndim == 1
     log_probs, target = _classes_last(log_probs, target, "nll_loss")
     keep = target != ignore_index
     safe_target = where(keep, target, 0)
     picked = gather(log_probs, -1, safe_target.unsqueeze(-1)).squeeze(-1)
-    loss = -picked * keep
-    if reduction == "mean":
-        return loss.sum() / keep.sum().to(loss.dtype)
-    return _reduce(loss, reduction, "nll_loss")
+    return _finish(-picked * keep, keep, reduction, unbatched, "nll_loss")
 
 
 def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
@@ -203,6 +217,7 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
     """
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    unbatched = logits.ndim == 1
     logits, target = _classes_last(logits, target, "cross_entropy")
     log_probs = log_softmax(logits, -1)
     keep = target != ignore_index
@@ -210,10 +225,7 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
     loss = -gather(log_probs, -1, safe_target.unsqueeze(-1)).squeeze(-1)
     if label_smoothing > 0:
         loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(-1)
-    loss = loss * keep
-    if reduction == "mean":
-        return loss.sum() / keep.sum().to(loss.dtype)
-    return _reduce(loss, reduction, "cross_entropy")
+    return _finish(loss * keep, keep, reduction, unbatched, "cross_entropy")
 
 
 def mse_loss(input, target, reduction="mean"):

@@ -147,9 +147,9 @@ def test_cross_entropy_with_label_smoothing_and_no_padding_in_the_batch():
 
 # -- dtypes -----------------------------------------------------------------------------------
 def _float_arrays_saved_by(node):
-    for item in node._saved:
-        array = getattr(item, "data", item)  # saved inputs are Tensors, other saved values arrays
-        if item is not None and hasattr(array, "dtype") and array.dtype.kind == "f":
+    for item in list(node._saved) + [node._output]:  # the output, when saved, is kept apart
+        array = item.data if isinstance(item, minigrad.Tensor) else item  # saved inputs are Tensors
+        if hasattr(array, "dtype") and array.dtype.kind == "f":
             yield type(node).__name__, array.dtype
 
 
