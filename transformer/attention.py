@@ -37,11 +37,12 @@ class MaskedSoftmax(Function):
         if mask is not None:
             xp.copyto(x, -xp.inf, where=mask)                 # mask broadcasts (B,1,1,S) or (B,1,T,T)
         row_max = x.max(axis=-1, keepdims=True)
-        row_max[~xp.isfinite(row_max)] = 0                  # all-blocked row: exp(-inf - 0) = 0
+        xp.copyto(row_max, 0, where=~xp.isfinite(row_max))  # all-blocked row: exp(-inf - 0) = 0
         x -= row_max
         xp.exp(x, out=x)
         total = x.sum(axis=-1, keepdims=True)
-        total[total == 0] = 1                               # all-blocked row: 0 / 1 = 0
+        xp.copyto(total, 1, where=total == 0)               # all-blocked row: 0 / 1 = 0 (copyto, not a
+                                                            # boolean-mask write: no host sync on CuPy)
         x /= total
         self.save_for_backward(x)
         return x
