@@ -15,6 +15,11 @@ def leaf(values, dtype=minigrad.float32):
     return minigrad.tensor(values, dtype=dtype, requires_grad=True)
 
 
+def count_function_nodes():
+    """Live graph nodes (type() rather than isinstance: lazy module proxies must not be touched)."""
+    return sum(issubclass(type(obj), Function) for obj in gc.get_objects())
+
+
 def graph_nodes(tensor):
     """Every Function node reachable from `tensor` (iteratively, through `.edges`)."""
     seen, stack = set(), [tensor.grad_fn]
@@ -211,7 +216,7 @@ def test_retain_graph_keeps_saved_arrays():
 def test_graph_is_freed_when_the_loss_goes_away():
     def live_nodes():
         gc.collect()
-        return sum(isinstance(obj, Function) for obj in gc.get_objects())
+        return count_function_nodes()
 
     before = live_nodes()
     x = leaf(np.ones((3, 3), dtype=np.float32))
@@ -251,12 +256,12 @@ def test_memory_does_not_grow_over_1000_training_steps():
         for _ in range(100):
             _train_step(params, x, y)
         baseline, _ = tracemalloc.get_traced_memory()
-        nodes_before = sum(isinstance(obj, Function) for obj in gc.get_objects())
+        nodes_before = count_function_nodes()
         for _ in range(800):
             losses.append(_train_step(params, x, y))
         gc.collect()
         after, _ = tracemalloc.get_traced_memory()
-        nodes_after = sum(isinstance(obj, Function) for obj in gc.get_objects())
+        nodes_after = count_function_nodes()
     finally:
         tracemalloc.stop()
     assert losses[-1] < losses[0]  # it did train
