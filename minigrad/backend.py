@@ -55,10 +55,10 @@ class Backend:
         self.rng = self._make_generator(seed)
 
     def rand(self, shape, dtype):
-        return self.rng.random(shape, dtype=dtype)
+        return _drawn_as(self.rng.random, shape, dtype)
 
     def randn(self, shape, dtype):
-        return self.rng.standard_normal(shape, dtype=dtype)
+        return _drawn_as(self.rng.standard_normal, shape, dtype)
 
     def randint(self, low, high, shape, dtype):
         return self.rng.integers(low, high, size=shape, dtype=dtype)
@@ -73,8 +73,19 @@ class Backend:
     def synchronize(self):
         """Wait for queued device work (a no-op on the CPU); used by benchmarks."""
 
+    def make_current(self):
+        """Make this device the one new arrays and kernels go to (a no-op on the CPU)."""
+
     def __repr__(self):
         return f"<{type(self).__name__} {self.device}>"
+
+
+def _drawn_as(draw, shape, dtype):
+    """NumPy's generators draw only float32/float64: other float dtypes (float16) are drawn as float32 and cast."""
+    dtype = numpy.dtype(dtype)
+    if dtype in (numpy.float32, numpy.float64):
+        return draw(shape, dtype=dtype)
+    return draw(shape, dtype=numpy.float32).astype(dtype)
 
 
 class CupyBackend(Backend):
@@ -108,10 +119,11 @@ class CupyBackend(Backend):
         return erf(x)
 
     def _make_generator(self, seed):
-        return self.xp.random.default_rng(seed)
+        with self._cuda_device:  # the generator's state lives on this GPU (also when manual_seed reseeds)
+            return self.xp.random.default_rng(seed)
 
     def rand(self, shape, dtype):
-        with self._cuda_device:
+        with self._cuda_device:  # CuPy's Generator takes any float dtype (draws float32, then casts)
             return self.rng.random(shape, dtype=dtype)
 
     def randn(self, shape, dtype):
@@ -129,7 +141,12 @@ class CupyBackend(Backend):
         pass
 
     def synchronize(self):
-        self.xp.cuda.Device(self.device_id).synchronize()
+        self._cuda_device.synchronize()
+
+    def make_current(self):
+        # CuPy runs kernels on the *current* GPU; ops do not switch devices per call, so "cuda:1"
+        # works when it is the current device -- set_default_device("cuda:1") makes it so.
+        self._cuda_device.use()
 
 
 # -- the registry of devices --------------------------------------------------------
@@ -146,12 +163,13 @@ def register_device_type(prefix, factory):
 
 def canonical_device(device):
     """'cuda' -> 'cuda:0'; 'cpu' stays 'cpu'; a Device or Backend gives its name."""
+    source = ""
     if device is None:
-        device = _default_device
+        device, source = _default_device, " (the default device, from set_default_device or $MINIGRAD_DEVICE)"
     device = str(getattr(device, "device", device))
     prefix, _, index = device.partition(":")
-    if prefix not in _factories:
-        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda[:N]'")
+    if prefix not in _factories or (index and not index.isdigit()) or (prefix == "cpu" and index not in ("", "0")):
+        raise ValueError(f"unknown device {device!r}{source}: expected 'cpu' or 'cuda[:N]'")
     if prefix == "cpu":
         return "cpu"
     return f"{prefix}:{int(index or 0)}"
@@ -193,6 +211,8 @@ def set_default_device(device):
     """Where new tensors go when no device is given (also set by $MINIGRAD_DEVICE)."""
     global _default_device
     _default_device = canonical_device(device)
+    if _default_device != "cpu":
+        get_backend(_default_device).make_current()
 
 
 def get_default_device():
@@ -230,3 +250,33 @@ def cuda_is_available():
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:  # ImportError, or CUDA driver errors of many kinds
         return False
+
+
+# -- checkpoint files (host side; used by minigrad.serialization) -----------------------------
+_DOCUMENT_NAME = "__document__"
+
+
+def save_archive(file, document, arrays):
+    """Write a text document and named host arrays into an open binary file as one .npz archive."""
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"save_archive: array {name!r} has dtype {array.dtype}, which would need pickling")
+    encoded = numpy.frombuffer(document.encode("utf-8"), dtype=numpy.uint8)
+    numpy.savez(file, **{_DOCUMENT_NAME: encoded}, **arrays)
+
+
+def load_archive(file):
+    """(document or None, {name: host array}) from an .npz archive, read with pickling disabled.
+
+    allow_pickle=False makes NumPy refuse object arrays and pickle streams outright,
+    so a crafted file can fail to load but never run code.
+    """
+    archive = numpy.load(file, allow_pickle=False)
+    if not isinstance(archive, numpy.lib.npyio.NpzFile):
+        raise ValueError("this is a single .npy array, not an .npz archive")
+    with archive:
+        arrays = {name: archive[name] for name in archive.files}
+    document = arrays.pop(_DOCUMENT_NAME, None)
+    if document is not None:
+        document = document.tobytes().decode("utf-8")
+    return document, arrays

@@ -1,0 +1,72 @@
+"""Adam and AdamW: steps scaled by running estimates of the gradient's first and second moments.
+
+    m <- b1 m + (1 - b1) g              v <- b2 v + (1 - b2) g^2
+    p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+The (1 - b^t) factors undo the bias of m and v towards their zero start.
+Adam's weight_decay adds weight_decay * p to g (L2 regularisation, which the
+adaptive scaling then distorts); AdamW instead shrinks p by lr * weight_decay
+directly, "decoupled" from the gradient (Loshchilov & Hutter, 2019).
+"""
+import math
+
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        if lr < 0 or eps < 0 or weight_decay < 0:
+            raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0, "
+                             f"got {lr}, {eps}, {weight_decay}")
+        if not all(0.0 <= beta < 1.0 for beta in betas):
+            raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad))
+
+    def _update(self, param, grad, state, group, tensor):
+        xp = tensor.xp
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = self._state_buffer(tensor, xp.zeros_like(param))
+            state["exp_avg_sq"] = self._state_buffer(tensor, xp.zeros_like(param))
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = self._state_buffer(tensor, xp.zeros_like(param))
+        state["step"] += 1
+        step = state["step"]
+        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
+
+        if weight_decay != 0 and self._decoupled:
+            param *= 1 - lr * weight_decay
+        elif weight_decay != 0:
+            grad = xp.multiply(param, weight_decay)  # a fresh array: p.grad stays untouched
+            grad += tensor.grad.data
+
+        work = xp.multiply(grad, 1 - beta1)  # the one temporary, reused for every stage below
+        m *= beta1
+        m += work
+        xp.multiply(grad, grad, out=work)
+        work *= 1 - beta2
+        v *= beta2
+        v += work
+        if group["amsgrad"]:
+            v_max = state["max_exp_avg_sq"].data
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
+        xp.sqrt(v, out=work)
+        work /= math.sqrt(1 - beta2 ** step)
+        work += eps
+        xp.divide(m, work, out=work)
+        work *= lr / (1 - beta1 ** step)
+        param -= work
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p <- p (1 - lr * weight_decay) before the Adam step."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
