@@ -56,6 +56,8 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(f"Embedding: padding_idx {padding_idx} is outside the table of {num_embeddings} rows")
         if padding_idx is not None and padding_idx < 0:
             padding_idx += num_embeddings
         self.padding_idx = padding_idx
@@ -79,7 +81,8 @@ class Embedding(Module):
 class Dropout(Module):
     """Zero elements with probability p during training (scaling the rest by 1/(1-p)); identity in eval."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
+        """`inplace` is accepted for PyTorch compatibility; the result is always a new tensor."""
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
@@ -93,17 +96,37 @@ class Dropout(Module):
 
 
 class ReLU(Module):
+    """max(x, 0). `inplace` is accepted for PyTorch compatibility; the result is always a new tensor."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+
     def forward(self, x):
         return x.relu()
 
 
+class Tanh(Module):
+    def forward(self, x):
+        return x.tanh()
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return x.sigmoid()
+
+
 class GELU(Module):
+    """x * Phi(x); approximate="tanh" uses the tanh formula of the original GELU paper."""
+
     def __init__(self, approximate="none"):
         super().__init__()
         self.approximate = approximate
 
     def forward(self, x):
         return x.gelu(self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
 
 
 class Identity(Module):

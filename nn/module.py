@@ -4,10 +4,12 @@ Assigning a Parameter, a Module or (via register_buffer) a tensor to an attribut
 registers it, so that parameters(), state_dict(), to(device) and train()/eval()
 can walk the whole tree of a model without being told what is in it.
 """
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import minigrad
 from minigrad import Tensor
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 class Parameter(Tensor):
@@ -36,6 +38,14 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("call super().__init__() before assigning attributes of a Module")
+        if name in self._parameters and value is not None and not isinstance(value, Parameter):
+            raise TypeError(f"cannot assign a {type(value).__name__} to parameter {name!r} of "
+                            f"{type(self).__name__}: wrap it in nn.Parameter (or assign None)")
+        if value is None and (name in self._parameters or name in self._modules or name in self._buffers):
+            for registry in (self._parameters, self._modules, self._buffers):
+                if name in registry:
+                    registry[name] = None  # stays registered, like an absent bias in PyTorch
+            return
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -77,11 +87,16 @@ class Module:
         setattr(self, name, module)
 
     # -- walking the tree -----------------------------------------------------------
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix="", memo=None):
+        """(dotted name, module) for self and every descendant; a module reused twice is listed once."""
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
 
     def modules(self):
         return (module for _, module in self.named_modules())
@@ -91,6 +106,22 @@ class Module:
 
     def children(self):
         return (child for _, child in self.named_children())
+
+    def get_submodule(self, target):
+        """The module at a dotted path such as "encoder.layers.0.self_attn" ("" is self)."""
+        module = self
+        for part in target.split(".") if target else ():
+            if part not in module._modules or module._modules[part] is None:
+                raise AttributeError(f"{type(module).__name__} has no submodule {part!r} (looking for {target!r})")
+            module = module._modules[part]
+        return module
+
+    def apply(self, fn):
+        """Call fn on every submodule (children first) and on self; used for custom initialisation."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def named_parameters(self, prefix="", recurse=True):
         """(dotted name, parameter) pairs; a parameter shared by two layers is listed once."""
@@ -117,8 +148,10 @@ class Module:
 
     # -- modes and gradients --------------------------------------------------------
     def train(self, mode=True):
-        for module in self.modules():
-            object.__setattr__(module, "training", mode)
+        """Switch training behaviour (dropout) on or off here and in every submodule."""
+        object.__setattr__(self, "training", bool(mode))
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self):
@@ -151,7 +184,14 @@ class Module:
         return self
 
     def to(self, device=None, dtype=None):
-        """Move (and/or cast) every parameter and buffer in place; returns self."""
+        """Move (and/or cast) every parameter and buffer in place; returns self.
+
+        Accepts to(device), to(dtype) and to(device, dtype); a dtype applies to floating
+        tensors only (integer buffers such as token ids keep theirs).
+        """
+        if device is not None and not isinstance(device, (str, minigrad.backend.Backend)):
+            device, dtype = None, device
+
         def convert(t):
             with minigrad.no_grad():
                 if dtype is not None and t.dtype.kind != "f":
@@ -166,47 +206,59 @@ class Module:
         return self.to(dtype=minigrad.float64)
 
     # -- state -----------------------------------------------------------------------
-    def state_dict(self):
-        """Name -> tensor for every parameter and persistent buffer (shared ones under each name)."""
-        state = OrderedDict()
+    def _named_state(self):
+        """(dotted name, registry, slot, tensor) for every parameter and persistent buffer."""
         for module_name, module in self.named_modules():
             skip = module.__dict__.get("_non_persistent", set())
             for registry in (module._parameters, module._buffers):
                 for name, tensor in registry.items():
                     if tensor is not None and name not in skip:
-                        state[f"{module_name}.{name}" if module_name else name] = tensor.detach()
+                        yield (f"{module_name}.{name}" if module_name else name), tensor
+
+    def state_dict(self, prefix="", keep_vars=False):
+        """Name -> tensor for every parameter and persistent buffer (the model's own data, not copies).
+
+        The tensors are detached views of the live values: save them (minigrad.save) or
+        copy them before training on, as with PyTorch.
+        """
+        state = OrderedDict()
+        for name, tensor in self._named_state():
+            state[prefix + name] = tensor if keep_vars else tensor.detach()
         return state
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values in; with strict, any missing/unexpected key or shape mismatch is an error listing them all."""
-        own = self.state_dict()
-        targets = {}
-        for module_name, module in self.named_modules():
-            for registry in (module._parameters, module._buffers):
-                for name, tensor in registry.items():
-                    targets[f"{module_name}.{name}" if module_name else name] = (registry, name, tensor)
+        """Copy values into the parameters and buffers, in place (casting to their dtype and device).
+
+        Every problem is reported at once: missing keys and unexpected keys (errors with
+        strict=True; returned either way) and shape mismatches (always errors). Nothing
+        is copied unless everything fits.
+        """
+        own = OrderedDict(self._named_state())
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
-        mismatched = [f"{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(own[key].shape)}"
-                      for key in own if key in state_dict and tuple(state_dict[key].shape) != tuple(own[key].shape)]
+        mismatched = []
+        for key, tensor in own.items():
+            if key in state_dict:
+                shape = tuple(getattr(state_dict[key], "shape", ()))
+                if shape != tuple(tensor.shape):
+                    mismatched.append(f"{key}: checkpoint has shape {shape}, the model {tuple(tensor.shape)}")
         problems = []
-        if mismatched:
-            problems.append("shape mismatch for " + "; ".join(mismatched))
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
         if strict and unexpected:
             problems.append("unexpected keys: " + ", ".join(unexpected))
+        if mismatched:
+            problems.append("shape mismatches: " + "; ".join(mismatched))
         if problems:
-            raise RuntimeError(f"error loading state_dict into {type(self).__name__}: " + " | ".join(problems))
-        for key, value in state_dict.items():
-            if key not in targets:
-                continue
-            _, _, tensor = targets[key]
-            value = value if isinstance(value, Tensor) else minigrad.tensor(value)
-            with minigrad.no_grad():
-                tensor.data = value.to(tensor.device, tensor.dtype).data.copy()
-                tensor._bump_version()
-        return missing, unexpected
+            raise RuntimeError(f"error(s) loading state_dict into {type(self).__name__}:\n  " + "\n  ".join(problems))
+        with minigrad.no_grad():
+            for key, tensor in own.items():
+                if key in state_dict:
+                    value = state_dict[key]
+                    value = value.detach() if isinstance(value, Tensor) else minigrad.tensor(value)
+                    tensor.data[...] = value.to(tensor.device).data  # copies and casts into the live array
+                    tensor._bump_version()
+        return IncompatibleKeys(missing, unexpected)
 
     # -- calling and printing -----------------------------------------------------------
     def forward(self, *args, **kwargs):
@@ -218,15 +270,17 @@ class Module:
     def extra_repr(self):
         return ""
 
-    def num_parameters(self):
-        return sum(p.numel() for p in self.parameters())
+    def num_parameters(self, trainable_only=False):
+        """How many numbers the model learns (a parameter shared by two layers counts once)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def __repr__(self):
+        """PyTorch's nested layout, each module followed by its parameter count."""
         lines = []
         for name, child in self._modules.items():
-            child_repr = repr(child).replace("\n", "\n  ")
-            lines.append(f"({name}): {child_repr}")
+            if child is not None:
+                lines.append(f"({name}): " + repr(child).replace("\n", "\n  "))
         head = f"{type(self).__name__}({self.extra_repr()}"
-        if not lines:
-            return head + ")"
-        return head + "\n  " + "\n  ".join(lines) + "\n)"
+        text = head + ")" if not lines else head + "\n  " + "\n  ".join(lines) + "\n)"
+        count = self.num_parameters()
+        return text + (f"  # {count:,} parameters" if count else "")
