@@ -130,10 +130,13 @@ def load(path, map_location=None):
     try:
         document, arrays = _backend.load_archive(source)
     except Exception as error:  # zip, npy-header, pickle-refused, truncation errors of many kinds
-        raise CheckpointError(f"{name} is not a readable minigrad checkpoint "
-                              f"({type(error).__name__}: {error})") from None
+        reason = f"{type(error).__name__}: {error}"
+        if "pickle" in str(error):
+            reason = "it holds pickled Python objects, which minigrad never loads since unpickling can run code"
+        raise CheckpointError(f"{name} is not a readable minigrad checkpoint ({reason})") from None
     if document is None:
-        raise CheckpointError(f"{name} is an .npz archive but not a minigrad checkpoint (no structure document)")
+        raise CheckpointError(f"{name} is a zip/.npz archive but not a minigrad checkpoint (it has no structure "
+                              "document; a torch.save file, for instance, is not readable here)")
     try:
         header = json.loads(document)
     except ValueError as error:
