@@ -420,3 +420,21 @@ def test_forward_backward_of_a_layer_makes_no_host_traffic():
         loss.backward()
     assert fake_gpu.stats["downloads"] == 0 and fake_gpu.stats["syncs"] == 0
     assert np.isfinite(loss.item())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [minigrad.float16, minigrad.float32, minigrad.float64])
+def test_random_draws_in_every_float_dtype(device, dtype):
+    """NumPy's generators draw only float32/64; the backend casts for float16 (CuPy does the same)."""
+    for draw in (minigrad.rand, minigrad.randn):
+        x = draw(1000, dtype=dtype, device=device)
+        assert x.dtype == dtype and x.device == canonical_device(device)
+    u = minigrad.rand(1000, dtype=dtype, device=device).numpy()
+    assert 0.0 <= u.min() and u.max() <= 1.0 and 0.4 < u.mean() < 0.6
+
+
+def test_bad_device_names_are_refused_clearly():
+    for name in ("cuda:x", "cpu:1", "gpu"):
+        with pytest.raises(ValueError, match="unknown device"):
+            canonical_device(name)
+    assert canonical_device("cpu:0") == "cpu"
