@@ -1,0 +1,280 @@
+"""End-to-end tests of train.py on a tiny configuration: train, save, resume exactly, translate,
+evaluate, every bad input, the device switch and Ctrl-C. Plus the metrics and the batch stream.
+
+Most runs call train.main(argv) in this process (fast); the ones about what a user sees in a
+terminal (one error line, a signal) run `python train.py` as a subprocess.
+"""
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad
+from transformer import metrics
+from transformer.data import Vocab
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import train  # noqa: E402
+
+TINY = ["--d-model", "16", "--heads", "2", "--d-ff", "32", "--layers", "1", "--batch-size", "8",
+        "--train-size", "40", "--valid-size", "6", "--warmup", "4", "--no-progress", "--log-every", "1",
+        "--eval-every", "0", "--save-every", "0", "--examples", "2", "--max-len", "40"]
+
+
+@pytest.fixture(autouse=True)
+def keep_global_rng():
+    """train.main reseeds minigrad; put the generators back so other tests see what they expect."""
+    state = minigrad.get_rng_state()
+    yield
+    minigrad.set_rng_state(state)
+
+
+def run(argv, capsys):
+    code = train.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def train_records(run_dir):
+    return [r for r in train.read_records(Path(run_dir)) if r["kind"] == "train"]
+
+
+def write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny trained toy run shared by the translate/evaluate tests."""
+    run_dir = tmp_path_factory.mktemp("run")
+    assert train.main(TINY + ["--steps", "5", "--out", str(run_dir)]) == 0
+    return run_dir
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def test_train_is_the_default_command():
+    assert train.parse_args([]).command == "train"
+    assert train.parse_args(["--steps", "3"]).steps == 3
+    assert train.parse_args(["evaluate", "--checkpoint", "x"]).command == "evaluate"
+
+
+# -- training, checkpoints, exact resume ---------------------------------------------------------
+
+@pytest.mark.slow
+def test_resume_continues_exactly(tmp_path, capsys):
+    """4 steps + 4 resumed steps == 8 steps in one run: same losses, same weights.
+
+    40 pairs in batches of 8 make 5 batches an epoch, so the resume happens mid-epoch and the
+    run crosses an epoch boundary afterwards; dropout (0.1) checks that the RNG state is restored.
+    """
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert run(TINY + ["--steps", "8", "--out", whole], capsys)[0] == 0
+    assert run(TINY + ["--steps", "4", "--out", split], capsys)[0] == 0
+    code, out, _ = run(["--resume", split, "--steps", "8", "--no-progress", "--eval-every", "0"], capsys)
+    assert code == 0 and "resumed from" in out and "at step 4" in out
+
+    expected, got = train_records(whole), train_records(split)
+    assert [r["step"] for r in expected] == [r["step"] for r in got] == list(range(1, 9))
+    for a, b in zip(expected, got):
+        for key in ("loss", "nll", "token_accuracy", "lr"):
+            assert abs(a[key] - b[key]) <= 1e-6, (a["step"], key, a[key], b[key])
+    assert len({round(r["loss"], 6) for r in expected}) > 1      # it does train: the loss moves
+
+    one = minigrad.load(str(whole / "last.ckpt"))
+    two = minigrad.load(str(split / "last.ckpt"))
+    assert one["step"] == two["step"] == 8
+    for name, value in one["model"].items():
+        np.testing.assert_allclose(value.numpy(), two["model"][name].numpy(), rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_checkpoint_holds_everything_to_resume(trained_run):
+    state = train.load_checkpoint(trained_run)
+    assert state["step"] == 5
+    assert state["settings"]["d_model"] == 16 and state["settings"]["task"] == "toy"
+    assert state["model_config"]["n_encoder_layers"] == 1
+    assert state["src_vocab"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+    assert len(state["tgt_vocab"]) == state["model_config"]["tgt_vocab_size"]
+    assert state["data_position"]["epoch"] == 1 and state["data_position"]["index"] == 0
+    assert "cpu" in state["minigrad_rng"]
+    assert state["optimizer"]["state"] and state["schedule"]["last_epoch"] == 5
+
+
+def test_resume_refuses_to_change_the_model(trained_run, capsys):
+    code, _, err = run(["--resume", trained_run, "--d-model", "32", "--steps", "6"], capsys)
+    assert code == 2 and "--d-model" in err and "Traceback" not in err
+
+
+def test_metrics_log_and_final_scores(trained_run):
+    records = train.read_records(trained_run)
+    kinds = {r["kind"] for r in records}
+    assert kinds == {"train", "valid", "eval"}
+    final = [r for r in records if r["kind"] == "eval"][-1]
+    assert 0.0 <= final["exact_match"] <= 1.0 and final["sentences"] == 6
+    assert all(r["tokens_per_s"] > 0 for r in records if r["kind"] == "train")
+
+
+def test_batch_stream_resumes_mid_epoch():
+    pairs = [([i % 7 + 4] * (1 + i % 5), [i % 3 + 4] * (1 + i % 4)) for i in range(23)]
+    vocab = Vocab([str(i) for i in range(4, 11)])
+    corpus = train.Corpus(None, None, vocab, vocab, [s for s, _ in pairs], [t for _, t in pairs], "word")
+    reference = train.BatchStream(corpus, 4, seed=5)
+    expected = [reference.next() for _ in range(20)]            # 6 batches an epoch: crosses 3 epochs
+    for cut in (0, 3, 6, 11):
+        first = train.BatchStream(corpus, 4, seed=5)
+        got = [first.next() for _ in range(cut)]
+        second = train.BatchStream(corpus, 4, seed=99)
+        second.load_state_dict(json.loads(json.dumps(first.state_dict())))
+        got += [second.next() for _ in range(20 - cut)]
+        for a, b in zip(expected, got):
+            np.testing.assert_array_equal(a.src, b.src)
+            np.testing.assert_array_equal(a.tgt_out, b.tgt_out)
+    order = [[tuple(map(tuple, b.src)) for b in expected[e * 6:(e + 1) * 6]] for e in range(3)]
+    assert order[0] != order[1] != order[2], "each epoch should be shuffled anew"
+
+
+# -- translate and evaluate ----------------------------------------------------------------------
+
+def test_translate_arguments_and_stdin(trained_run, capsys, monkeypatch):
+    code, out, err = run(["translate", "--checkpoint", trained_run, "the dog sees a cat", "we sleep"], capsys)
+    assert code == 0 and len(out.splitlines()) == 2
+    monkeypatch.setattr(sys, "stdin", io.StringIO("the dog sees a zebra\n\nwe sleep\n"))
+    code, out, err = run(["translate", "--checkpoint", trained_run / "last.ckpt", "--beam", "2"], capsys)
+    lines = out.split("\n")[:-1]
+    assert code == 0 and len(lines) == 3 and lines[1] == ""      # blank lines stay blank
+    assert "zebra" in err and "<unk>" in err
+
+
+def test_evaluate_held_out_and_a_file(trained_run, tmp_path, capsys):
+    code, out, _ = run(["evaluate", "--checkpoint", trained_run], capsys)
+    assert code == 0 and "exact match" in out and "on 6 sentences" in out
+    pairs = write(tmp_path / "test.tsv", b"we sleep\tnos dormumus\nthe dog runs\tlo kan kurit\n")
+    code, out, _ = run(["evaluate", "--checkpoint", trained_run, "--data", pairs, "--beam", "2"], capsys)
+    assert code == 0 and "beam 2" in out and "on 2 sentences" in out
+
+
+def test_train_on_a_user_file_with_char_tokens(tmp_path, capsys):
+    lines = [f"{w} {v}\t{v} {w}" for w in ("ab", "cd", "ef", "gh") for v in ("ij", "kl", "mn", "op", "qr")]
+    data = write(tmp_path / "pairs.tsv", ("\n".join(lines) + "\n").encode())
+    code, out, _ = run(TINY + ["--data", data, "--tokenizer", "char", "--valid-size", "3", "--steps", "3",
+                               "--out", tmp_path / "run"], capsys)
+    assert code == 0 and "17 training pairs, 3 held out" in out
+    code, out, _ = run(["translate", "--checkpoint", tmp_path / "run", "ab ij"], capsys)
+    assert code == 0 and len(out.splitlines()) == 1
+
+
+# -- bad input: one clear line, exit code 2 ------------------------------------------------------
+
+@pytest.mark.parametrize("content, message", [
+    (b"a b\tc d\nno tab here\n", "bad.tsv:2: no tab"),
+    (b"a b\tc d\n\nx y\t \n", "bad.tsv:3: empty target"),
+    (b"a b\tc d\n\t c d\n", "bad.tsv:2: empty source"),
+    (b"", "no sentence pairs found"),
+    (b"a b\tc d\nca\xe7a\tx\n", "bad.tsv:2: not valid UTF-8"),
+])
+def test_bad_data_files_give_one_line(tmp_path, capsys, content, message):
+    bad = write(tmp_path / "bad.tsv", content)
+    code, out, err = run(TINY + ["--data", bad, "--steps", "1", "--out", tmp_path / "run"], capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_missing_file_and_missing_checkpoint(tmp_path, capsys):
+    code, _, err = run(TINY + ["--data", tmp_path / "nope.tsv", "--out", tmp_path / "run"], capsys)
+    assert code == 2 and "nope.tsv: file not found" in err
+    code, _, err = run(["translate", "--checkpoint", tmp_path / "nothing", "hello"], capsys)
+    assert code == 2 and "no checkpoint" in err
+
+
+def test_skip_bad_lines_counts_them(tmp_path, capsys):
+    good = [f"w{i} x\ty{i} z" for i in range(30)]
+    data = write(tmp_path / "mixed.tsv", ("\n".join(good[:10] + ["oops", "a\t"] + good[10:] + ["\tb"]) + "\n").encode())
+    code, out, _ = run(TINY + ["--data", data, "--skip-bad-lines", "--valid-size", "3", "--steps", "1",
+                               "--out", tmp_path / "run"], capsys)
+    assert code == 0 and "skipped 3 bad lines" in out and "27 training pairs" in out
+
+
+# -- what a user sees in a terminal --------------------------------------------------------------
+
+def run_script(*args, timeout=60):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_cuda_without_gpu_is_one_clear_line(tmp_path):
+    if minigrad.cuda.is_available():
+        pytest.skip("a GPU is available here")
+    result = run_script(*TINY, "--device", "cuda", "--steps", "1", "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "--device cuda" in result.stderr
+    assert "Traceback" not in result.stderr and ("CuPy" in result.stderr)
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY, "--steps", "1000000",
+                                "--time-budget", "120", "--out", str(run_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run_dir / train.METRICS_NAME).exists() and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        assert (run_dir / train.METRICS_NAME).exists(), "no training step was logged"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted at step" in err and "Traceback" not in err
+    state = train.load_checkpoint(run_dir)
+    assert state["step"] >= 1
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+def test_exact_match_and_token_accuracy():
+    hyps = [["a", "b"], ["a", "c", "d"], []]
+    refs = [["a", "b"], ["a", "b", "d"], ["x"]]
+    assert metrics.exact_match(hyps, refs) == pytest.approx(1 / 3)
+    assert metrics.token_accuracy(hyps, refs) == pytest.approx(4 / 6)
+
+
+def test_builtin_bleu_by_hand():
+    # one sentence: hyp "the cat sat on the mat" vs ref "the cat sat on a mat"
+    hyp, ref = "the cat sat on the mat".split(), "the cat sat on a mat".split()
+    # clipped matches: 1-grams 5/6, 2-grams 3/5, 3-grams 2/4, 4-grams 1/3; equal lengths, so BP = 1
+    expected = 100 * math.exp((math.log(5 / 6) + math.log(3 / 5) + math.log(2 / 4) + math.log(1 / 3)) / 4)
+    assert metrics.corpus_bleu([hyp], [ref]) == pytest.approx(expected)
+    short = ["the", "cat", "sat", "on"]
+    expected_short = 100 * math.exp(1 - 6 / 4)        # all precisions 1, brevity penalty only
+    assert metrics.corpus_bleu([short], [ref]) == pytest.approx(expected_short)
+    assert metrics.corpus_bleu([["x", "y", "z", "w"]], [ref]) == 0.0
+    assert metrics.corpus_bleu([ref], [ref]) == pytest.approx(100.0)
+
+
+def test_builtin_bleu_matches_sacrebleu():
+    sacrebleu = pytest.importorskip("sacrebleu")
+    hyps = ["the cat sat on the mat", "a dog runs in the big park today", "we like green apples"]
+    refs = ["the cat sat on a mat", "the dog runs in the big park", "we like red apples very much"]
+    ours = metrics.corpus_bleu([h.split() for h in hyps], [r.split() for r in refs])
+    theirs = sacrebleu.corpus_bleu(hyps, [refs], smooth_method="none", tokenize="none").score
+    assert ours == pytest.approx(theirs, abs=1e-9)
+
+
+def test_plots_are_drawn_when_matplotlib_is_installed(trained_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert (trained_run / "curves.png").stat().st_size > 1000
+    assert (trained_run / "attention.png").stat().st_size > 1000

@@ -1,0 +1,89 @@
+"""Pictures of a training run, drawn with matplotlib when it is installed (pip install "minigrad[plots]").
+
+    if plots.available():
+        plots.training_curves(records, "runs/toy/curves.png")          # records from metrics.jsonl
+        plots.cross_attention(weights, src_tokens, out_tokens, "runs/toy/attention.png")
+
+Everything here works on plain NumPy arrays and lists: the model is not imported, so a plot can
+be redrawn from a metrics log alone.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")     # files only: works without a display, e.g. over ssh or in CI
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def training_curves(records: Sequence[dict], path: str | Path) -> Path:
+    """Loss (label-smoothed and plain NLL) and token accuracy against the step, train and valid.
+
+    The smoothed loss cannot go below the entropy of the smoothed target, so it flattens out well
+    above zero; the NLL and accuracy panels show whether the model is still improving.
+    """
+    plt = _pyplot()
+    train = [r for r in records if r.get("kind") == "train"]
+    valid = [r for r in records if r.get("kind") == "valid"]
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, label in (("loss", "train loss (label-smoothed)"), ("nll", "train NLL")):
+        loss_axes.plot([r["step"] for r in train], [r[key] for r in train], label=label)
+    if valid:
+        loss_axes.plot([r["step"] for r in valid], [r["nll"] for r in valid], "o-", label="valid NLL")
+    loss_axes.set(xlabel="step", ylabel="nats per token", title="Loss")
+    loss_axes.set_yscale("log")
+    loss_axes.legend()
+    accuracy_axes.plot([r["step"] for r in train], [r["token_accuracy"] for r in train], label="train token acc.")
+    if valid:
+        accuracy_axes.plot([r["step"] for r in valid], [r["token_accuracy"] for r in valid], "o-",
+                           label="valid token acc. (teacher-forced)")
+    accuracy_axes.set(xlabel="step", ylabel="fraction", title="Accuracy", ylim=(0, 1.02))
+    accuracy_axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
+
+
+def cross_attention(weights: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str],
+                    path: str | Path, title: str = "cross-attention") -> Path:
+    """One heatmap per head and their average: which source token each output token looked at.
+
+    weights: (heads, T, S), softmax rows over the S source tokens, for output tokens 0..T-1.
+    """
+    plt = _pyplot()
+    weights = np.asarray(weights, dtype=np.float64)
+    n_heads = weights.shape[0]
+    panels = [(f"head {h}", weights[h]) for h in range(n_heads)] + [("average of heads", weights.mean(0))]
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    cell = 0.33
+    width = max(3.0, cell * len(source_tokens) + 1.5)
+    height = max(2.5, cell * len(output_tokens) + 1.2)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * width, rows * height), squeeze=False)
+    for axis in axes.flat[len(panels):]:
+        axis.axis("off")
+    for axis, (name, matrix) in zip(axes.flat, panels):
+        axis.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        axis.set_xticks(range(len(source_tokens)), labels=list(source_tokens), rotation=90, fontsize=8)
+        axis.set_yticks(range(len(output_tokens)), labels=list(output_tokens), fontsize=8)
+        axis.set_title(name, fontsize=9)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
