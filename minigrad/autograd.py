@@ -70,7 +70,12 @@ class Function:
     """An op with its forward and backward; instances are the nodes of the graph."""
 
     __slots__ = ("backend", "edges", "needs_input_grad", "_record", "_to_save", "_saved", "_versions",
-                 "_output", "_output_ref", "_released", "_retained", "__weakref__")
+                 "output_shape", "output_dtype", "__dict__", "__weakref__")
+    # Defaults shared by all nodes (an instance only stores them once they change: fewer writes per op).
+    _output = None  # the output array, when forward saved it
+    _output_ref = None  # weak reference to the output Tensor (no cycle output -> node -> output)
+    _released = False  # True once backward freed the saved values
+    _retained = None  # weak reference to an output that asked for retain_grad()
 
     # -- to be written by each op -------------------------------------------------------
     def forward(self, *arrays, **params):
@@ -156,13 +161,11 @@ class Function:
         return result
 
     def _connect(self, inputs, arrays, output, result, raw_output):
-        self.edges = tuple(
-            (x.grad_fn or x) if isinstance(x, Tensor) and x._requires_grad else None for x in inputs)
-        self.needs_input_grad = tuple(edge is not None for edge in self.edges)
-        self._released = False
-        self._retained = None
-        self._output = None
-        self._output_ref = None
+        edges = [(x.grad_fn or x) if isinstance(x, Tensor) and x._requires_grad else None for x in inputs]
+        self.edges = tuple(edges)
+        self.needs_input_grad = tuple([edge is not None for edge in edges])
+        self.output_shape = output.shape  # for minigrad.viz and error messages; the array itself is not kept
+        self.output_dtype = output.dtype
         saved, versions = [], []
         for item in self._to_save:
             version = None
