@@ -16,6 +16,7 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .ops import *  # noqa: F401,F403  (every op is also a function: minigrad.sum(x, dim=1))
 from .ops import abs, all, any, max, min, pow, sum  # noqa: F401  (shadow the builtins on purpose)
 from . import functional  # noqa: F401,E402
+from . import viz  # noqa: F401,E402  (minigrad.viz.to_dot / render: draw a graph)
 from . import optim  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401,E402
 
