@@ -213,6 +213,7 @@ OP_CASES = {
                               + a.chunk(2, 1)[0].sum(), lambda r: [_f32(r, 2, 4), _f32(r, 2, 4)]),
     "getitem_basic": (lambda a: a[1:, ::2, None], lambda r: [_f32(r, 3, 4)]),
     "getitem_repeated_ids": (lambda a, i: a[i], lambda r: [_f32(r, 4, 3), np.array([0, 2, 0, 0, 3])]),
+    "getitem_bool_mask": (lambda a: a[a > 0] * 2, lambda r: [_f32(r, 3, 4)]),  # a host sync on CuPy, allowed
     "getitem_list_and_tensor_mix": (lambda a: a[[1, 1], 1:], lambda r: [_f32(r, 3, 4)]),
     "gather_repeated": (lambda a, i: a.gather(1, i), lambda r: [_f32(r, 3, 4), np.array([[0, 0], [3, 1], [2, 2]])]),
     "argmax_then_gather": (lambda a: a.gather(1, a.argmax(1, keepdim=True)) + a.argmin(0).to(a.dtype).sum(),
@@ -438,3 +439,22 @@ def test_bad_device_names_are_refused_clearly():
         with pytest.raises(ValueError, match="unknown device"):
             canonical_device(name)
     assert canonical_device("cpu:0") == "cpu"
+
+
+@pytest.mark.parametrize("device", ACCELERATORS)
+def test_gradcheck_in_float64_on_the_device(device):
+    """Finite differences against autograd with the tensors on the device (float64 stays float64 there)."""
+    rng = np.random.default_rng(0)
+
+    def on_device(*shape):
+        return minigrad.tensor(rng.standard_normal(shape), device=device, requires_grad=True)
+
+    x, w, b = on_device(2, 3, 4), on_device(4), on_device(4)
+    assert F.layer_norm(x, (4,), w, b).dtype == minigrad.float64
+    assert minigrad.gradcheck(lambda x, w, b: F.layer_norm(x, (4,), w, b).softmax(-1), (x, w, b))
+    assert minigrad.gradgradcheck(lambda x: (x.tanh() @ x.mT).logsumexp(-1), (x,))
+    ids = minigrad.tensor([[1, 0, 1], [2, 2, 2]], device=device)
+    table = on_device(3, 4)
+    assert minigrad.gradcheck(lambda t: F.embedding(ids, t).gelu(), (table,))  # repeated ids: scatter-add
+    assert minigrad.gradcheck(lambda t: F.cross_entropy(t, minigrad.tensor([3, 1, 0], device=device),
+                                                        label_smoothing=0.2), (on_device(3, 4),))
