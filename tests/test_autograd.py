@@ -345,3 +345,28 @@ def test_mixing_devices_is_refused_before_any_host_copy():
     b._backend = FakeBackend()
     with pytest.raises(RuntimeError, match="device"):
         a + b
+
+
+# -- user-defined ops (examples/custom_function.py) -------------------------------------------
+def _load_example():
+    import pathlib
+    import runpy
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / "custom_function.py"
+    return runpy.run_path(str(path))
+
+
+def test_custom_function_example_runs_and_gradchecks(capsys):
+    example = _load_example()
+    example["main"]()
+    assert "gradcheck and gradgradcheck passed" in capsys.readouterr().out
+    softplus = example["softplus"]
+    x = minigrad.tensor(np.linspace(-3, 3, 7), dtype=minigrad.float64, requires_grad=True)
+    assert minigrad.gradcheck(lambda t: softplus(t, 1.5), (x,))
+    assert minigrad.gradgradcheck(softplus, (x,))
+    big = minigrad.tensor([-1000.0, 1000.0], requires_grad=True)
+    y = softplus(big)
+    np.testing.assert_allclose(y.detach().numpy(), [0.0, 1000.0])
+    y.sum().backward()
+    np.testing.assert_allclose(big.grad.numpy(), [0.0, 1.0])
+    np.testing.assert_allclose(softplus(minigrad.tensor([0.3])).numpy(), np.log1p(np.exp([0.3])), rtol=1e-6)
