@@ -330,6 +330,11 @@ def test_in_place_on_a_tensor_that_requires_grad_is_refused_with_grad_on():
         w.add_(1.0)
 
 
+def test_variance_of_one_element_is_nan_not_a_crash():
+    assert np.isnan(minigrad.tensor([2.0]).var().item())
+    assert minigrad.tensor([2.0]).var(correction=0).item() == 0.0
+
+
 def test_setitem_bumps_the_version():
     x = minigrad.zeros(3)
     x[1] = 5.0

@@ -214,6 +214,7 @@ INDICES = [
     ("bool_mask", lambda x: x[x > 0]),
     ("bool_rows", lambda x: x[minigrad.tensor([True, False, True, True])]),
     ("mixed_slice_array", lambda x: x[1:3, [2, 0, 2]]),
+    ("bool_and_int_array_repeats", lambda x: x[minigrad.tensor([False, True, False, False]), [1, 1, 2]]),
 ]
 
 

@@ -46,8 +46,8 @@ class ScatterIndex(Function):
     def forward(self, grad, index, shape):
         self.index = index
         result = self.xp.zeros(shape, dtype=grad.dtype)
-        if _is_basic(index) or any(getattr(p, "dtype", None) == bool for p in index):
-            result[index] = grad  # each element is hit at most once
+        if _is_basic(index) or all(getattr(p, "dtype", bool) == bool for p in index if hasattr(p, "shape")):
+            result[index] = grad  # slices and boolean masks hit each element at most once
         else:
             self.backend.scatter_add(result, index, grad)
         return result

@@ -91,7 +91,9 @@ def var(x, dim=None, keepdim=False, correction=1, unbiased=None):
         correction = 1 if unbiased else 0
     axes = normalize_dims(dim, x.ndim, "var")
     centered = x - mean(x, axes, keepdim=True)
-    return sum(centered * centered, axes, keepdim) * (1.0 / builtins.max(_count(x, axes) - correction, 0))
+    degrees_of_freedom = _count(x, axes) - correction
+    scale = 1.0 / degrees_of_freedom if degrees_of_freedom > 0 else float("nan")  # NaN, as PyTorch, not a crash
+    return sum(centered * centered, axes, keepdim) * scale
 
 
 def std(x, dim=None, keepdim=False, correction=1, unbiased=None):
