@@ -341,3 +341,20 @@ def test_small_mlp_gradcheck(rng):
         return model(x)
     params = [f64(rng, *p.shape) for p in model.parameters()]
     assert gradcheck(fn, [f64(rng, 4, 3)] + params)
+
+
+# -- devices ------------------------------------------------------------------------------------------
+import fake_gpu  # noqa: E402
+
+
+@pytest.mark.parametrize("device", [d for d in fake_gpu.device_params() if d != "cpu"])
+def test_module_to_device_moves_parameters_buffers_and_grads(device):
+    model = Block()
+    model(minigrad.tensor([[1, 2, 0]])).sum().backward()
+    assert model.to(device) is model
+    for tensor in list(model.parameters()) + list(model.buffers()) + [p.grad for p in model.parameters()]:
+        assert type(tensor.data) is fake_gpu.array_type(device)
+    out = model.eval()(minigrad.tensor([[1, 2, 0]], device=device))
+    assert type(out.data) is fake_gpu.array_type(device)
+    model.to("cpu")
+    assert all(p.device == "cpu" for p in model.parameters())

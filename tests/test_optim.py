@@ -293,3 +293,51 @@ def test_clip_grad_norm_reaches_max_norm_and_is_reexported():
     with pytest.raises(RuntimeError, match="not finite"):
         p.grad = minigrad.tensor([float("nan"), 1.0], dtype=minigrad.float64)
         nn.utils.clip_grad_norm_(p, 1.0, error_if_nonfinite=True)
+
+
+# -- devices (the simulated GPU follows CuPy's rules; a real GPU runs too when present) ----------------
+import fake_gpu  # noqa: E402
+
+DEVICES = fake_gpu.device_params()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1)),
+                                         ("Adam", dict(lr=0.1, weight_decay=0.1, amsgrad=True)),
+                                         ("AdamW", dict(lr=0.1))])
+def test_optimizer_steps_on_device_without_host_traffic(device, name, kwargs, rng):
+    start, grads = _trajectory(rng, steps=3)
+    expected = _run_minigrad(name, kwargs, start, grads)
+    params = [minigrad.tensor(p.copy(), requires_grad=True, device=device) for p in start]
+    opt = getattr(optim, name)(params, **kwargs)
+    device_grads = [[minigrad.tensor(g, device=device) for g in step] for step in grads]
+    with fake_gpu.no_host_traffic():
+        for step in device_grads:
+            for p, g in zip(params, step):
+                p.grad = g
+            opt.step()
+            total = optim.clip_grad_norm_(params, 1e6)
+            opt.zero_grad()
+    assert total.device == params[0].device
+    for state in opt.state.values():
+        for value in state.values():
+            if isinstance(value, minigrad.Tensor):
+                assert type(value.data) is fake_gpu.array_type(device) and value.device == params[0].device
+    for p, e in zip(params, expected):
+        np.testing.assert_allclose(p.detach().numpy(), e, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_clip_grad_norm_on_device_matches_cpu(device, rng):
+    grads = [rng.standard_normal((3, 4)), rng.standard_normal(7)]
+    totals = {}
+    for where in ("cpu", device):
+        params = [minigrad.zeros(g.shape, dtype=minigrad.float64, device=where, requires_grad=True) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = minigrad.tensor(g, device=where)
+        with fake_gpu.no_host_traffic():
+            total = optim.clip_grad_norm_(params, 0.5)
+        totals[where] = (total.item(), [p.grad.numpy() for p in params])
+    assert totals[device][0] == pytest.approx(totals["cpu"][0], rel=1e-12)
+    for a, b in zip(totals[device][1], totals["cpu"][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

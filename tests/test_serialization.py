@@ -243,3 +243,28 @@ def test_save_replaces_and_writes_exactly_the_given_name(tmp_path):
     minigrad.save({"v": 2}, str(path))
     assert _checkpoint_files(tmp_path) == ["model.pt"]
     assert minigrad.load(path) == {"v": 2}
+
+
+# -- devices ------------------------------------------------------------------------------------
+import fake_gpu  # noqa: E402
+
+
+@pytest.mark.parametrize("device", [d for d in fake_gpu.device_params() if d != "cpu"])
+def test_device_tensors_come_back_on_their_device_or_on_map_location(device, tmp_path):
+    model = nn.Linear(3, 2).to(device)
+    opt = optim.Adam(model.parameters())
+    model(minigrad.randn(4, 3, device=device)).sum().backward()
+    opt.step()
+    path = tmp_path / "gpu.ckpt"
+    minigrad.save({"model": model.state_dict(), "opt": opt.state_dict()}, path)
+    on_device = minigrad.load(path)
+    assert on_device["model"]["weight"].device == model.weight.device
+    assert type(on_device["opt"]["state"][0]["exp_avg"].data) is fake_gpu.array_type(device)
+    on_cpu = minigrad.load(path, map_location="cpu")
+    assert on_cpu["model"]["weight"].device == "cpu"
+    np.testing.assert_array_equal(on_cpu["model"]["weight"].numpy(), model.weight.detach().numpy())
+    cpu_model = nn.Linear(3, 2)
+    cpu_model.load_state_dict(on_device["model"])  # copies across devices
+    cpu_opt = optim.Adam(cpu_model.parameters())
+    cpu_opt.load_state_dict(on_device["opt"])  # state lands on each parameter's device
+    assert cpu_opt.state[cpu_model.weight]["exp_avg"].device == "cpu"

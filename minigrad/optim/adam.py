@@ -55,11 +55,12 @@ class Adam(Optimizer):
             v_max = state["max_exp_avg_sq"].data
             xp.maximum(v_max, v, out=v_max)
             v = v_max
+        # m / (sqrt(v) / c2 + eps) == c2 * m / (sqrt(v) + eps * c2): one pass less over the array
+        c2 = math.sqrt(1 - beta2 ** step)
         xp.sqrt(v, out=work)
-        work /= math.sqrt(1 - beta2 ** step)
-        work += eps
+        work += eps * c2
         xp.divide(m, work, out=work)
-        work *= lr / (1 - beta1 ** step)
+        work *= lr * c2 / (1 - beta1 ** step)
         param -= work
 
 
