@@ -30,6 +30,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+if __name__ == "__main__":
+    # One BLAS thread unless you say otherwise (OPENBLAS_NUM_THREADS=2 python train.py): this
+    # model's matrices are small, so a second thread gains little on an idle machine, and BLAS
+    # threads that spin-wait for a busy core made training up to 10x slower when other processes
+    # shared a 2-core machine (docs/benchmarks.md). Must be set before NumPy is imported.
+    for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
+
 import numpy as np
 
 import minigrad
@@ -62,7 +70,7 @@ TRAIN_DEFAULTS = dict(
     norm_first=False,
     batch_size=64, steps=None, epochs=None, time_budget=480.0, lr=None, warmup=400, schedule="noam",
     label_smoothing=0.1, clip=1.0,
-    seed=0, device="cpu", out=None, save_every=500, log_every=10, eval_every=500, examples=5,
+    seed=0, device=None, out=None, save_every=500, log_every=10, eval_every=500, examples=5,
     beam=None, decode_batch_size=250, attention_sentence=None, progress=True,
 )
 DEFAULT_STEPS = 1800           # when neither --steps nor --epochs is given
@@ -88,9 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         if key in TRAIN_DEFAULTS and TRAIN_DEFAULTS[key] is not None and kwargs.get("action") != "store_true":
             kwargs["help"] = kwargs.get("help", "") + f" (default: {TRAIN_DEFAULTS[key]})"
         kwargs.setdefault("default", None)
-        train.add_argument(*names, **kwargs)
+        group.add_argument(*names, **kwargs)
 
-    data = train.add_argument_group("data")
+    group = train.add_argument_group("data")
     flag("--task", choices=TASKS, help="built-in task, generated offline")
     flag("--data", metavar="FILE.tsv", help="your own pairs: one 'source<TAB>target' per line (UTF-8)")
     flag("--tokenizer", choices=("word", "char"), help="split sentences into words or characters")
@@ -100,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     flag("--skip-bad-lines", action="store_true", help="skip (and count) malformed lines instead of stopping")
     flag("--max-len", type=int, help="longest sentence in tokens the model handles; longer pairs are skipped")
 
-    model = train.add_argument_group("model")
+    group = train.add_argument_group("model")
     flag("--d-model", type=int, help="width of every token vector")
     flag("--heads", type=int, help="attention heads")
     flag("--d-ff", type=int, help="hidden width of the feed-forward blocks")
@@ -110,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     flag("--dropout", type=float, help="dropout rate")
     flag("--norm-first", action="store_true", help="pre-LN layers instead of the paper's post-LN")
 
-    optimisation = train.add_argument_group("training")
+    group = train.add_argument_group("training")
     flag("--batch-size", type=int, help="sentence pairs per step")
     flag("--steps", type=int, help=f"total optimizer steps, counting those before a resume (default: "
                                    f"{DEFAULT_STEPS} unless --epochs is given)")
@@ -122,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     flag("--label-smoothing", type=float, help="label smoothing")
     flag("--clip", type=float, help="clip the gradient norm to this (0: no clipping)")
 
-    run = train.add_argument_group("run")
+    group = train.add_argument_group("run")
     flag("--seed", type=int, help="seed for data, initialisation, dropout and batch order")
-    flag("--device", help="cpu or cuda")
+    flag("--device", help="cpu or cuda (default: $MINIGRAD_DEVICE, else cpu)")
     flag("--out", metavar="DIR", help="run directory (default: runs/<task or data file name>)")
     flag("--resume", nargs="?", const="", metavar="PATH",
          help="continue from a checkpoint file or run directory (alone: the run directory's last.ckpt)")
@@ -144,14 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--beam", type=int, help="beam width (default: greedy decoding)")
     evaluate.add_argument("--limit", type=int, help="score only the first N pairs")
     evaluate.add_argument("--examples", type=int, default=5, help="example translations printed (default: 5)")
-    evaluate.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    evaluate.add_argument("--device", help="cpu or cuda (default: $MINIGRAD_DEVICE, else cpu)")
     evaluate.add_argument("--decode-batch-size", type=int, default=250, help="sentences decoded at once")
 
     translate = commands.add_parser("translate", help="translate sentences given as arguments or on stdin")
     translate.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint file or run directory")
     translate.add_argument("sentences", nargs="*", help="sentences (default: one per line from stdin)")
     translate.add_argument("--beam", type=int, help="beam width (default: greedy decoding)")
-    translate.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    translate.add_argument("--device", help="cpu or cuda (default: $MINIGRAD_DEVICE, else cpu)")
     return parser
 
 
@@ -181,6 +189,7 @@ def resolve_train_settings(args: argparse.Namespace, saved: dict | None) -> dict
     if settings["data"] is not None:
         settings["task"] = None
         settings["data"] = str(Path(settings["data"]).resolve()) if saved is None else settings["data"]
+    settings["device"] = given.get("device") or minigrad.get_default_device()
     if settings["steps"] is None and settings["epochs"] is None:
         settings["steps"] = DEFAULT_STEPS
     for key in ("d_model", "heads", "d_ff", "layers", "batch_size", "warmup", "max_len", "decode_batch_size"):
@@ -375,12 +384,12 @@ def train_step(model, batch, optimizer, schedule, settings, device) -> dict:
     loss, nll, correct = token_losses(logits, tgt_out, model.pad_id, settings["label_smoothing"])
     optimizer.zero_grad()
     loss.backward()
-    grad_norm = minigrad.optim.clip_grad_norm_(model.parameters(), settings["clip"]) if settings["clip"] else None
+    if settings["clip"]:
+        minigrad.optim.clip_grad_norm_(model.parameters(), settings["clip"])
     lr = schedule.get_last_lr()[0]       # the rate this update uses
     optimizer.step()
     schedule.step()
-    return {"loss": loss.detach(), "nll": nll, "correct": correct, "grad_norm": grad_norm, "lr": lr,
-            "tokens": batch.n_tokens}
+    return {"loss": loss.detach(), "nll": nll, "correct": correct, "lr": lr, "tokens": batch.n_tokens}
 
 
 def validation_losses(model, pairs_ids, tgt_vocab, settings, device) -> dict:
@@ -633,8 +642,8 @@ def run_train(args: argparse.Namespace) -> int:
         now = time.perf_counter()
         tokens = window["tokens"]
         record = {"kind": "train", "step": step, "epoch": round(stream.epochs_done, 4),
-                  "loss": window["loss"] / tokens, "nll": window["nll"] / tokens,
-                  "token_accuracy": window["correct"] / tokens, "lr": lr,
+                  "loss": float(window["loss"].item()) / tokens, "nll": float(window["nll"].item()) / tokens,
+                  "token_accuracy": int(window["correct"].item()) / tokens, "lr": lr,
                   "tokens_per_s": tokens / max(now - window["started"], 1e-9), "elapsed_s": now - started}
         append_records(run_dir, [record])
         progress.set_postfix(loss=f"{record['loss']:.3f}", nll=f"{record['nll']:.3f}",
@@ -646,10 +655,10 @@ def run_train(args: argparse.Namespace) -> int:
     with StopOnInterrupt() as interrupt:
         try:
             while True:
-                if step >= total_steps:
-                    break
                 if settings["epochs"] is not None and stream.epochs_done >= settings["epochs"]:
                     stop_reason = "epoch limit"
+                    break
+                if step >= total_steps:
                     break
                 if time.perf_counter() - started > settings["time_budget"]:
                     stop_reason = f"time budget of {settings['time_budget']:.0f} s"
@@ -660,9 +669,10 @@ def run_train(args: argparse.Namespace) -> int:
                 step += 1
                 lr = result["lr"]
                 n = result["tokens"]
-                window["loss"] += result["loss"].item() * n
-                window["nll"] += result["nll"].item() * n
-                window["correct"] += int(result["correct"].item())
+                # Sums stay tensors (on the device) until log() reads them: no GPU sync every step.
+                window["loss"] = window["loss"] + result["loss"] * n
+                window["nll"] = window["nll"] + result["nll"] * n
+                window["correct"] = window["correct"] + result["correct"]
                 window["tokens"] += n
                 window["steps"] += 1
                 progress.update(1)
@@ -694,7 +704,8 @@ def run_train(args: argparse.Namespace) -> int:
         evaluation_started = time.perf_counter()
         scores, hypotheses = score_pairs(model, corpus.valid_pairs, corpus.src_vocab, corpus.tgt_vocab,
                                          corpus.tokenizer, device, batch_size=settings["decode_batch_size"])
-        print(f"\nexample translations (held-out, greedy):")
+        if settings["examples"]:
+            print("\nexample translations (held-out, greedy):")
         print_examples(corpus.valid_pairs, hypotheses, settings["examples"], corpus.tokenizer)
         record = {"kind": "eval", "step": step, "decoding": "greedy", "train_seconds": train_seconds, **scores}
         print(f"\nheld-out, greedy: {format_scores(scores)}")
@@ -741,7 +752,7 @@ def draw_pictures(run_dir: Path, model, corpus: Corpus, settings: dict, device):
 # ================================================================================================
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    device = check_device(args.device)
+    device = check_device(args.device or minigrad.get_default_device())
     state = load_checkpoint(args.checkpoint)
     model, src_vocab, tgt_vocab = restore_model(state, device)
     settings = state["settings"]
@@ -767,7 +778,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    device = check_device(args.device)
+    device = check_device(args.device or minigrad.get_default_device())
     state = load_checkpoint(args.checkpoint)
     model, src_vocab, tgt_vocab = restore_model(state, device)
     kind = state["settings"]["tokenizer"]

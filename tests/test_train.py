@@ -98,6 +98,21 @@ def test_resume_continues_exactly(tmp_path, capsys):
         np.testing.assert_allclose(value.numpy(), two["model"][name].numpy(), rtol=0, atol=1e-6, err_msg=name)
 
 
+def test_epochs_and_cosine_schedule(tmp_path, capsys):
+    code, out, _ = run(TINY + ["--epochs", "1", "--schedule", "cosine", "--lr", "0.01", "--out", tmp_path], capsys)
+    assert code == 0 and "stopped after step 5 (epoch limit)" in out     # 40 pairs / batches of 8
+    lrs = [r["lr"] for r in train_records(tmp_path)]
+    # warmup 4: 0.01 * (i + 1) / 4 for updates 0..3, then the cosine starts at its peak
+    assert lrs == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01])
+
+
+def test_noam_peak_is_the_given_lr(tmp_path, capsys):
+    assert run(TINY + ["--steps", "6", "--lr", "0.002", "--out", tmp_path], capsys)[0] == 0
+    lrs = [r["lr"] for r in train_records(tmp_path)]
+    assert max(lrs) == pytest.approx(0.002) and lrs.index(max(lrs)) == 3      # update n = warmup = 4
+    assert lrs[0] == pytest.approx(0.002 / 4) and lrs[5] == pytest.approx(0.002 * (4 / 6) ** 0.5)
+
+
 def test_checkpoint_holds_everything_to_resume(trained_run):
     state = train.load_checkpoint(trained_run)
     assert state["step"] == 5
