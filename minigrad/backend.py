@@ -242,6 +242,33 @@ def set_rng_state(states):
             get_backend(name).set_rng_state(state)
 
 
+def cuda_device_count():
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # no CuPy, or no driver
+        return 0
+
+
+# -- the host side: dtypes and host arrays ---------------------------------------------------
+# NumPy is also the host's array library: dtypes are NumPy dtypes on every device (CuPy uses them
+# too), data from Python becomes a host array before it goes to a device, and printing,
+# gradcheck's finite differences and checkpoints work on host arrays. They reach NumPy through here.
+host_numpy = numpy
+dtype = numpy.dtype
+host_scalar_types = (numpy.ndarray, numpy.generic)
+
+
+def host_array(data, dtype=None):
+    """Python data (lists, numbers, NumPy arrays) as a host NumPy array."""
+    return numpy.asarray(data, dtype=dtype)
+
+
+def format_host_array(array, **options):
+    return numpy.array2string(array, **options)
+
+
 def cuda_is_available():
     """True when CuPy imports and sees at least one GPU."""
     try:

@@ -1,6 +1,4 @@
 """Ways to make tensors: from data, filled, ranges and random draws (seeded by manual_seed)."""
-import numpy
-
 from . import backend as _backend
 from .tensor import Tensor, get_default_dtype
 
@@ -12,7 +10,7 @@ def _size(size):
 
 
 def _dtype(dtype):
-    return get_default_dtype() if dtype is None else numpy.dtype(dtype)
+    return get_default_dtype() if dtype is None else _backend.dtype(dtype)
 
 
 def _make(array, backend, requires_grad):
@@ -37,7 +35,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None and isinstance(fill_value, bool):
         dtype = bool
     elif dtype is None and isinstance(fill_value, int):
-        dtype = numpy.int64
+        dtype = _backend.dtype('int64')
     return _make(backend.xp.full(_size((size,)), fill_value, dtype=_dtype(dtype)), backend, requires_grad)
 
 
@@ -70,9 +68,9 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         start, end = 0, start
     if dtype is None:
         is_int = all(isinstance(v, int) for v in (start, end, step))
-        dtype = numpy.int64 if is_int else get_default_dtype()
+        dtype = _backend.dtype('int64') if is_int else get_default_dtype()
     backend = _backend.get_backend(device)
-    return _make(backend.xp.arange(start, end, step, dtype=numpy.dtype(dtype)), backend, requires_grad)
+    return _make(backend.xp.arange(start, end, step, dtype=_backend.dtype(dtype)), backend, requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
@@ -97,7 +95,7 @@ def randint(low, high=None, size=(), dtype=None, device=None):
     if high is None:
         low, high = 0, low
     backend = _backend.get_backend(device)
-    dtype = numpy.dtype(numpy.int64 if dtype is None else dtype)
+    dtype = _backend.dtype(_backend.dtype('int64') if dtype is None else dtype)
     return Tensor._make(backend.randint(low, high, tuple(size), dtype), backend)
 
 

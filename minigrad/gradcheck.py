@@ -6,7 +6,7 @@ Autograd gives dL/dx in one backward pass; finite differences give
 Jacobian-vector check), or along a few random directions u for large inputs.
 A random v, rather than all ones, catches errors that a plain sum would cancel.
 """
-import numpy
+from .backend import host_numpy as numpy  # finite differences run on host copies
 
 from .autograd import grad
 from .tensor import Tensor

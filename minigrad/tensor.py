@@ -9,19 +9,18 @@ The math lives in `minigrad.ops`; the methods here only route to it, so that
 """
 import numbers
 
-import numpy
-
 from . import backend as _backend_module
 
-float16, float32, float64 = numpy.dtype("float16"), numpy.dtype("float32"), numpy.dtype("float64")
-int32, int64, bool_ = numpy.dtype("int32"), numpy.dtype("int64"), numpy.dtype("bool")
+_dtype = _backend_module.dtype
+float16, float32, float64 = _dtype("float16"), _dtype("float32"), _dtype("float64")
+int32, int64, bool_ = _dtype("int32"), _dtype("int64"), _dtype("bool")
 _default_dtype = float32
 
 
 def set_default_dtype(dtype):
     """The dtype of tensors made from Python floats and of random draws (float32 unless changed)."""
     global _default_dtype
-    dtype = numpy.dtype(dtype)
+    dtype = _dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"the default dtype must be a floating type, got {dtype}")
     _default_dtype = dtype
@@ -49,10 +48,10 @@ def _is_float(dtype):
 
 def _host_array(data, dtype):
     """Python data -> NumPy array with PyTorch's dtype rules (Python floats -> float32)."""
-    array = numpy.asarray(data, dtype=dtype)
-    if dtype is None and array.dtype == float64 and not isinstance(data, (numpy.ndarray, numpy.floating)):
+    array = _backend_module.host_array(data, dtype=dtype)
+    if dtype is None and array.dtype == float64 and not isinstance(data, _backend_module.host_scalar_types):
         array = array.astype(_default_dtype)
-    elif dtype is None and array.dtype.kind in "iu" and not isinstance(data, (numpy.ndarray, numpy.integer)):
+    elif dtype is None and array.dtype.kind in "iu" and not isinstance(data, _backend_module.host_scalar_types):
         array = array.astype(int64)
     return array
 
@@ -64,7 +63,7 @@ class Tensor:
 
     def __init__(self, data, dtype=None, requires_grad=False, device=None):
         if dtype is not None:
-            dtype = numpy.dtype(dtype)
+            dtype = _dtype(dtype)
         if isinstance(data, Tensor):
             data = data.data
         source = _backend_module.backend_of_array(data)
@@ -214,7 +213,7 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         """np.asarray(tensor) works for CPU tensors; a GPU tensor refuses (use .numpy())."""
-        if self._backend.xp is not numpy:
+        if self._backend.xp is not _backend_module.host_numpy:
             raise TypeError(f"implicit conversion of a {self.device} tensor to NumPy is not allowed; use .numpy()")
         return self.data if dtype is None else self.data.astype(dtype)
 
@@ -224,8 +223,8 @@ class Tensor:
         if device is not None and not isinstance(device, (str, _backend_module.Backend)):
             device, dtype = None, device  # to(dtype)
         result = self
-        if dtype is not None and numpy.dtype(dtype) != self.dtype:
-            result = ops.cast(result, numpy.dtype(dtype))
+        if dtype is not None and _dtype(dtype) != self.dtype:
+            result = ops.cast(result, _dtype(dtype))
         if device is not None and _backend_module.get_backend(device) is not self._backend:
             result = ops.to_device(result, _backend_module.get_backend(device))
         return result
@@ -321,7 +320,7 @@ class Tensor:
 
     # -- printing ----------------------------------------------------------------------
     def __repr__(self):
-        body = numpy.array2string(self._backend.to_host(self.data), separator=", ", prefix="tensor(",
+        body = _backend_module.format_host_array(self._backend.to_host(self.data), separator=", ", prefix="tensor(",
                                   precision=4, threshold=100)
         extras = []
         if self.data.dtype not in (float32, int64, bool_):
