@@ -73,7 +73,7 @@ TRAIN_DEFAULTS = dict(
     seed=0, device=None, out=None, save_every=500, log_every=10, eval_every=500, examples=5,
     beam=None, decode_batch_size=250, attention_sentence=None, progress=True,
 )
-DEFAULT_STEPS = 1800           # when neither --steps nor --epochs is given
+DEFAULT_STEPS = 2400           # when neither --steps nor --epochs is given
 DEFAULT_VALID_SIZE = 1000      # built-in tasks; a data file holds out min(1000, 10%)
 # What a resumed run may change; everything else (model, data, optimisation) comes from the checkpoint.
 CHANGEABLE_ON_RESUME = {"steps", "epochs", "time_budget", "device", "out", "save_every", "log_every", "eval_every",
