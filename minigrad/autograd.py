@@ -217,7 +217,13 @@ def _topological_dependencies(roots):
 
 
 def _accumulate(total, grad):
-    return grad if total is None else total + grad
+    """Sum of the gradients reaching one place. Recorded as an Add node only under create_graph:
+    otherwise a plain array addition (no graph node, no Function dispatch)."""
+    if total is None:
+        return grad
+    if _grad_enabled:
+        return total + grad
+    return Tensor._make(total.data + grad.data, total._backend)
 
 
 def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
