@@ -5,6 +5,7 @@ losses built from them: cross_entropy, nll_loss, mse_loss.
 Layers in `nn` are thin wrappers that own the parameters and call these.
 """
 from .autograd import Function, is_grad_enabled
+from .tensor import Tensor
 from .ops import gather, log_softmax, mean, relu, gelu, sigmoid, softmax, sum, tanh, where  # noqa: F401
 
 
@@ -207,25 +208,79 @@ def nll_loss(log_probs, target, ignore_index=-100, reduction="mean"):
     return _finish(-picked * keep, keep, reduction, unbatched, "nll_loss")
 
 
+class CrossEntropy(Function):
+    """Label-smoothed softmax cross-entropy of (N, C) logits and (N,) class ids, in one node.
+
+    Composed from log_softmax, gather, mean and masks it takes a dozen passes over the
+    (N, C) logits, forward and backward; fused, the gradient is simply
+
+        d loss_i / d logits_i = w_i * (softmax(logits_i) - target_distribution_i)
+
+    with target_distribution_i = (1 - s) one_hot(t_i) + s / C and w_i the row's weight
+    in the reduction (0 for ignored targets; 1 / kept count for "mean").
+    """
+
+    def forward(self, logits, target, ignore_index, label_smoothing, reduction):
+        xp = self.xp
+        self.label_smoothing, self.reduction = label_smoothing, reduction
+        rows = xp.arange(logits.shape[0])
+        row_max = logits.max(axis=-1, keepdims=True)
+        row_max = xp.where(xp.isfinite(row_max), row_max, 0)
+        shifted = logits - row_max
+        exp = xp.exp(shifted)
+        total = exp.sum(axis=-1, keepdims=True)
+        log_total = xp.log(total)[:, 0]
+        keep = target != ignore_index
+        safe_target = xp.where(keep, target, 0)
+        loss = log_total - shifted[rows, safe_target]  # -log_softmax at the target
+        if label_smoothing > 0:
+            mean_log_prob = shifted.mean(axis=-1) - log_total
+            loss = (1 - label_smoothing) * loss - label_smoothing * mean_log_prob
+        loss = xp.where(keep, loss, 0).astype(logits.dtype, copy=False)
+        kept = keep.sum().astype(logits.dtype)
+        self.weight = keep.astype(logits.dtype)  # each row's weight in the reduction, before grad's
+        if reduction == "mean":
+            self.weight /= xp.maximum(kept, 1)
+            result = xp.where(kept > 0, loss.sum() / xp.maximum(kept, 1), xp.nan).astype(logits.dtype)
+        elif reduction == "sum":
+            result = loss.sum()
+        else:
+            result = loss
+        exp /= total  # the softmax, kept for backward
+        self.save_for_backward(logits, exp, safe_target)
+        return result
+
+    def backward(self, grad):
+        logits, probs, safe_target = self.saved_tensors
+        if is_grad_enabled():  # create_graph: the softmax must depend on the logits in the graph
+            probs = softmax(logits, -1)
+        xp, s = self.xp, self.label_smoothing
+        target_distribution = xp.full(logits.shape, s / logits.shape[-1], dtype=logits.dtype)
+        target_distribution[xp.arange(logits.shape[0]), safe_target.data] += 1 - s
+        target_distribution = Tensor._make(target_distribution, self.backend)  # a constant
+        weight = grad * Tensor._make(self.weight, self.backend)  # (N,): grad is 0-d for "mean" and "sum"
+        return (probs - target_distribution) * weight.unsqueeze(-1), None
+
+
 def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
     """Softmax cross-entropy from raw logits, as torch.nn.functional.cross_entropy.
 
     logits: (N, C) or (N, C, d1, ...) or (C,); target: class ids of shape (N, d1, ...).
     With label smoothing the target distribution is (1 - s) on the true class plus
     s / C on every class; targets equal to `ignore_index` add nothing, and the mean
-    is taken over the others.
+    is taken over the others (NaN when every target is ignored, with a zero gradient).
     """
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     unbatched = logits.ndim == 1
     logits, target = _classes_last(logits, target, "cross_entropy")
-    log_probs = log_softmax(logits, -1)
-    keep = target != ignore_index
-    safe_target = where(keep, target, 0)
-    loss = -gather(log_probs, -1, safe_target.unsqueeze(-1)).squeeze(-1)
-    if label_smoothing > 0:
-        loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(-1)
-    return _finish(loss * keep, keep, reduction, unbatched, "cross_entropy")
+    loss = CrossEntropy.apply(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=ignore_index,
+                              label_smoothing=label_smoothing, reduction=reduction)
+    if reduction != "none":
+        return loss
+    return loss.squeeze(0) if unbatched else loss.reshape(target.shape)
 
 
 def mse_loss(input, target, reduction="mean"):
