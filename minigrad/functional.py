@@ -71,6 +71,8 @@ class LayerNorm(Function):
     def backward(self, grad):
         x, weight, normalized, rstd = self.saved_tensors
         need_x, need_w, need_b = self.needs_input_grad
+        if not is_grad_enabled():
+            return self._backward_arrays(grad, weight, normalized, rstd)
         normalized, rstd = self._normalized(x, normalized, rstd)
         lead = tuple(range(x.ndim - len(self.axes)))
         grad_w = (grad * normalized).sum(lead) if need_w else None
@@ -80,6 +82,25 @@ class LayerNorm(Function):
             g = grad * weight if weight is not None else grad
             grad_x = rstd * (g - g.mean(self.axes, keepdim=True)
                              - normalized * (g * normalized).mean(self.axes, keepdim=True))
+        return grad_x, grad_w, grad_b
+
+    def _backward_arrays(self, grad, weight, normalized, rstd):
+        """The same formulas as `backward`, on raw arrays and in place where possible: without
+        create_graph nothing needs recording, and the dozen small Tensor ops cost more than the math."""
+        need_x, need_w, need_b = self.needs_input_grad
+        g, normalized, rstd = grad.data, normalized.data, rstd.data
+        lead = tuple(range(g.ndim - len(self.axes)))
+        wrap = lambda array: Tensor._make(array, self.backend)  # noqa: E731
+        grad_w = wrap((g * normalized).sum(lead)) if need_w else None
+        grad_b = wrap(g.sum(lead)) if need_b else None
+        grad_x = None
+        if need_x:
+            g = g * weight.data if weight is not None else g.copy()
+            projection = (g * normalized).mean(self.axes, keepdims=True)
+            g -= g.mean(self.axes, keepdims=True)
+            g -= normalized * projection
+            g *= rstd
+            grad_x = wrap(g)
         return grad_x, grad_w, grad_b
 
 
