@@ -2,7 +2,7 @@
 """Train a Transformer translator, evaluate it, and translate with it.
 
     python train.py                              # the built-in toy language pair (a few minutes on 2 CPU cores)
-    python train.py --task reverse --steps 600   # other built-in tasks: copy, reverse
+    python train.py --task reverse               # other built-in tasks: copy, reverse
     python train.py --data pairs.tsv             # your own "source<TAB>target" file
     python train.py --resume runs/toy --steps 4000        # carry on where a run stopped
     python train.py translate --checkpoint runs/toy "the big dog sees a cat"
@@ -33,7 +33,7 @@ from pathlib import Path
 if __name__ == "__main__":
     # One BLAS thread unless you say otherwise (OPENBLAS_NUM_THREADS=2 python train.py): this
     # model's matrices are small, so a second thread gains little on an idle machine, and BLAS
-    # threads that spin-wait for a busy core made training up to 10x slower when other processes
+    # threads that spin-wait for a busy core made training 2-14x slower when other processes
     # shared a 2-core machine (docs/benchmarks.md). Must be set before NumPy is imported.
     for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_variable, "1")
@@ -718,6 +718,8 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"held-out, beam {settings['beam']}: {format_scores(beam_scores)}")
         record["eval_seconds"] = time.perf_counter() - evaluation_started
         append_records(run_dir, [record])
+    else:
+        print("no held-out pairs (--valid-size 0), so no evaluation")
     draw_pictures(run_dir, model, corpus, settings, device)
     return 0
 
