@@ -38,13 +38,12 @@ if __name__ == "__main__":
     for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_variable, "1")
 
-import numpy as np
 
 import minigrad
 from minigrad import functional as F
 from transformer import metrics, plots
-from transformer.data import (DataError, Vocab, detokenize, load_tsv, make_batches, pad_batch, split_pairs,
-                              tokenize)
+from transformer.data import (DataError, Vocab, batch_order_generator, detokenize, load_tsv, make_batches, pad_batch,
+                              split_pairs, tokenize)
 from transformer.toy_tasks import TASKS, make_task
 
 CHECKPOINT_NAME = "last.ckpt"
@@ -314,7 +313,7 @@ class BatchStream:
 
     def __init__(self, corpus: Corpus, batch_size: int, seed: int):
         self.corpus, self.batch_size = corpus, batch_size
-        self.rng = np.random.default_rng(seed)
+        self.rng = batch_order_generator(seed)
         self.epoch, self.index = 0, 0
         self._batches = None
         self._epoch_start_state = None
@@ -738,8 +737,8 @@ def draw_pictures(run_dir: Path, model, corpus: Corpus, settings: dict, device):
     source_ids = encode_sources([sentence], corpus.src_vocab, corpus.tokenizer, model.max_len)[0]
     output_ids = translate_ids(model, [source_ids], corpus.tgt_vocab, device)[0]
     with minigrad.no_grad():
-        src = minigrad.tensor(np.array([source_ids]), device=device)
-        tgt_in = minigrad.tensor(np.array([[corpus.tgt_vocab.bos_id] + output_ids]), device=device)
+        src = minigrad.tensor([source_ids], device=device)
+        tgt_in = minigrad.tensor([[corpus.tgt_vocab.bos_id] + output_ids], device=device)
         _, attention = model(src, tgt_in, return_attention=True)
     weights = attention["cross"][-1].numpy()[0]       # last decoder layer: (heads, T, S)
     source_tokens = corpus.src_vocab.decode(source_ids, strip_specials=False)

@@ -260,6 +260,11 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> np.ndarray:
     return batch
 
 
+def batch_order_generator(seed: int) -> np.random.Generator:
+    """The seeded generator that shuffles and buckets batches (its state goes into checkpoints)."""
+    return np.random.default_rng(seed)
+
+
 def make_batches(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], batch_size: int,
                  pad_id: int, bos_id: int, eos_id: int, shuffle: bool,
                  rng: np.random.Generator | None = None, bucket: bool = True,

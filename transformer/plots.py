@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 
 def available() -> bool:
     try:
@@ -59,14 +57,15 @@ def training_curves(records: Sequence[dict], path: str | Path) -> Path:
     return Path(path)
 
 
-def cross_attention(weights: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str],
+def cross_attention(weights, source_tokens: Sequence[str], output_tokens: Sequence[str],
                     path: str | Path, title: str = "cross-attention") -> Path:
     """One heatmap per head and their average: which source token each output token looked at.
 
-    weights: (heads, T, S), softmax rows over the S source tokens, for output tokens 0..T-1.
+    weights: a host array (heads, T, S), e.g. from `tensor.numpy()`: softmax rows over the S source
+    tokens, for output tokens 0..T-1.
     """
     plt = _pyplot()
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = weights.astype("float64")
     n_heads = weights.shape[0]
     panels = [(f"head {h}", weights[h]) for h in range(n_heads)] + [("average of heads", weights.mean(0))]
     columns = min(len(panels), 3)
