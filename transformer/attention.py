@@ -22,6 +22,16 @@ import nn
 from minigrad import Function, cat
 
 
+def _keys_first(xp, x):
+    """A contiguous copy of x (..., S) laid out as (S, ...), for reducing over the keys.
+
+    NumPy reduces a short last axis (the S keys of attention, 16 to 64) one row at a
+    time; over a leading axis a reduction is an elementwise max/sum of whole contiguous
+    slices: 3 to 5x faster here, copy included.
+    """
+    return xp.ascontiguousarray(xp.moveaxis(x, -1, 0))
+
+
 class MaskedSoftmax(Function):
     """softmax(scale * scores), with blocked positions (mask True) taking probability exactly 0.
 
@@ -36,11 +46,11 @@ class MaskedSoftmax(Function):
         x = scores * scale                                  # a fresh array: safe to edit in place below
         if mask is not None:
             xp.copyto(x, -xp.inf, where=mask)                 # mask broadcasts (B,1,1,S) or (B,1,T,T)
-        row_max = x.max(axis=-1, keepdims=True)
+        row_max = _keys_first(xp, x).max(axis=0)[..., None]  # exact: a max does not round
         xp.copyto(row_max, 0, where=~xp.isfinite(row_max))  # all-blocked row: exp(-inf - 0) = 0
         x -= row_max
         xp.exp(x, out=x)
-        total = x.sum(axis=-1, keepdims=True)
+        total = _keys_first(xp, x).sum(axis=0)[..., None]
         xp.copyto(total, 1, where=total == 0)               # all-blocked row: 0 / 1 = 0 (copyto, not a
                                                             # boolean-mask write: no host sync on CuPy)
         x /= total
