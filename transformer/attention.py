@@ -19,7 +19,7 @@ import math
 
 import minigrad.functional as F
 import nn
-from minigrad import Function, cat
+from minigrad import Function, Tensor, cat, is_grad_enabled
 
 
 def _keys_first(xp, x):
@@ -60,6 +60,12 @@ class MaskedSoftmax(Function):
     def backward(self, grad):
         # d softmax: y * (g - sum(g * y)); blocked entries have y = 0, so their gradient is 0.
         (y,) = self.saved_tensors
+        if not is_grad_enabled():  # nothing to record: the same formula on arrays, in place
+            xp, y = self.xp, y.data
+            gy = grad.data * y
+            gy -= y * _keys_first(xp, gy).sum(axis=0)[..., None]
+            gy *= self.scale
+            return Tensor._make(gy, self.backend), None
         gy = grad * y
         return (gy - y * gy.sum(-1, keepdim=True)) * self.scale, None
 
