@@ -23,11 +23,24 @@ class Linear(Function):
 
     def backward(self, grad):
         x, weight = self.saved_tensors
+        if not is_grad_enabled():
+            return self._backward_arrays(grad, x, weight)
         need_x, need_w, need_b = self.needs_input_grad
         g2 = grad.reshape(-1, grad.shape[-1])
         grad_x = (g2 @ weight).reshape(x.shape) if need_x else None
         grad_w = g2.mT @ x.reshape(-1, x.shape[-1]) if need_w else None
         grad_b = g2.sum(0) if need_b else None
+        return grad_x, grad_w, grad_b
+
+    def _backward_arrays(self, grad, x, weight):
+        """The same products on raw arrays: without create_graph nothing needs recording, and each
+        reshape and transpose above would be a graph node of its own."""
+        need_x, need_w, need_b = self.needs_input_grad
+        g2 = grad.data.reshape(-1, grad.shape[-1])
+        wrap = lambda array: Tensor._make(array, self.backend)  # noqa: E731
+        grad_x = wrap((g2 @ weight.data).reshape(x.shape)) if need_x else None
+        grad_w = wrap(g2.T @ x.data.reshape(-1, x.shape[-1])) if need_w else None
+        grad_b = wrap(g2.sum(0)) if need_b else None
         return grad_x, grad_w, grad_b
 
 
