@@ -78,6 +78,7 @@ class ScriptedModel(nn.Module):
     def __init__(self, table):
         super().__init__()
         self.log_table = minigrad.tensor(np.log(np.asarray(table, dtype=np.float64)))
+        self.generator = nn.Identity()  # the "hidden state" below already is the next-token score
 
     def encode(self, src, src_mask=None):
         return minigrad.zeros(src.shape[0], src.shape[1], 1, dtype=minigrad.float64)
@@ -92,7 +93,7 @@ class ScriptedModel(nn.Module):
     def decode_step(self, tokens, memory, src_mask, cache, position):
         return self.log_table[tokens]
 
-    def decode(self, prefix, memory, src, src_mask=None):
+    def decode_hidden(self, prefix, memory, src, src_mask=None):
         return self.log_table[prefix]
 
 

@@ -39,7 +39,8 @@ class _Stepper:
         if self.cache is not None:
             logits = model.decode_step(prefix[:, -1], self.memory, self.src_mask, self.cache, position)
         else:
-            logits = model.decode(prefix, self.memory, self.src, self.src_mask)[:, -1]
+            # Re-run the decoder over the whole prefix; only the last position needs the generator.
+            logits = model.generator(model.decode_hidden(prefix, self.memory, self.src, self.src_mask)[:, -1])
         logits[:, model.pad_id] = -math.inf
         return F.log_softmax(logits, -1)
 

@@ -55,14 +55,16 @@ class Transformer(nn.Module):
             src_mask = padding_mask(src, self.pad_id)
         return self.encoder(self.positional(self.src_embed(src)), src_mask, attention)
 
-    def decode(self, tgt_in, memory, src, src_mask=None, attention=None):
-        """tgt_in (B, T) ids, memory (B, S, D), src (B, S) ids -> logits (B, T, tgt_vocab)."""
+    def decode_hidden(self, tgt_in, memory, src, src_mask=None, attention=None):
+        """tgt_in (B, T) ids, memory (B, S, D), src (B, S) ids -> decoder output (B, T, D), before the generator."""
         if src_mask is None:
             src_mask = padding_mask(src, self.pad_id)
         tgt_mask = padding_mask(tgt_in, self.pad_id) | causal_mask(tgt_in.shape[1], tgt_in.device)  # (B,1,T,T)
-        y = self.decoder(self.positional(self.tgt_embed(tgt_in)), memory, tgt_mask, src_mask,
-                         attention=attention)
-        return self.generator(y)
+        return self.decoder(self.positional(self.tgt_embed(tgt_in)), memory, tgt_mask, src_mask, attention=attention)
+
+    def decode(self, tgt_in, memory, src, src_mask=None, attention=None):
+        """tgt_in (B, T) ids, memory (B, S, D), src (B, S) ids -> logits (B, T, tgt_vocab)."""
+        return self.generator(self.decode_hidden(tgt_in, memory, src, src_mask, attention))
 
     def forward(self, src, tgt_in, return_attention=False):
         """src (B, S), tgt_in (B, T) int64 ids -> logits (B, T, tgt_vocab) [, attention weights by layer]."""
