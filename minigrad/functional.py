@@ -130,7 +130,7 @@ class Dropout(Function):
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
 
     def forward(self, x, p):
-        keep = self.backend.rand(x.shape, x.dtype) >= p
+        keep = self.backend.keep_mask(x.shape, p)
         scaled_mask = keep.astype(x.dtype)
         scaled_mask *= 1.0 / (1.0 - p)
         self.save_for_backward(scaled_mask)
@@ -286,14 +286,26 @@ class CrossEntropy(Function):
 
     def backward(self, grad):
         logits, probs, safe_target = self.saved_tensors
-        if is_grad_enabled():  # create_graph: the softmax must depend on the logits in the graph
-            probs = softmax(logits, -1)
+        if not is_grad_enabled():
+            return Tensor._make(self._gradient_array(probs.data, safe_target.data, grad.data), self.backend), None
+        # create_graph: the softmax must depend on the logits in the graph, so build it from tensor ops.
+        probs = softmax(logits, -1)
         xp, s = self.xp, self.label_smoothing
         target_distribution = xp.full(logits.shape, s / logits.shape[-1], dtype=logits.dtype)
         target_distribution[xp.arange(logits.shape[0]), safe_target.data] += 1 - s
         target_distribution = Tensor._make(target_distribution, self.backend)  # a constant
         weight = grad * Tensor._make(self.weight, self.backend)  # (N,): grad is 0-d for "mean" and "sum"
         return (probs - target_distribution) * weight.unsqueeze(-1), None
+
+    def _gradient_array(self, probs, target, grad):
+        """w_i * (p_i - q_i) with q_i = (1 - s) one_hot(t_i) + s / C: two passes, no (N, C) target array."""
+        weight = self.weight * grad  # (N,); grad is 0-d for "mean" and "sum", (N,) for "none"
+        result = probs * weight[:, None]
+        s, classes = self.label_smoothing, probs.shape[-1]
+        if s > 0:
+            result -= (weight * (s / classes))[:, None]
+        result[self.xp.arange(probs.shape[0]), target] -= weight * (1 - s)
+        return result
 
 
 def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):

@@ -359,6 +359,9 @@ class FakeGpuBackend(Backend):
     def randint(self, low, high, shape, dtype):
         return FakeArray(super().randint(low, high, shape, dtype), self.device_id)
 
+    def keep_mask(self, shape, p):
+        return FakeArray(super().keep_mask(shape, p), self.device_id)
+
     def get_rng_state(self):
         return None  # like CuPy's generators: not serialisable
 
