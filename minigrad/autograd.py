@@ -76,6 +76,10 @@ class Function:
     _output_ref = None  # weak reference to the output Tensor (no cycle output -> node -> output)
     _released = False  # True once backward freed the saved values
     _retained = None  # weak reference to an output that asked for retain_grad()
+    # True for ops whose output is a view of input 0 (reshape, permute, basic indexing, broadcast):
+    # the output then shares the input's version counter, so an in-place write through either is seen.
+    # An op that returns a view only sometimes sets it on the node in `forward`.
+    aliases_input = False
 
     # -- to be written by each op -------------------------------------------------------
     def forward(self, *arrays, **params):
@@ -104,7 +108,7 @@ class Function:
         saved = []
         for item, version in zip(self._saved, self._versions):
             if item is _SAVED_OUTPUT:
-                item = self._saved_output()
+                item = self._saved_output(version)
             elif isinstance(item, Tensor) and version is not None and item._version != version:
                 raise RuntimeError(
                     f"a tensor saved for the backward of {type(self).__name__} was modified in place "
@@ -114,12 +118,15 @@ class Function:
             saved.append(item)
         return tuple(saved)
 
-    def _saved_output(self):
-        output = self._output_ref() if self._output_ref is not None else None
-        if output is not None and output._version != 0:
-            raise RuntimeError(f"the output of {type(self).__name__}, saved for its backward, "
-                               f"was modified in place (version {output._version})")
-        return output if output is not None else Tensor._make(self._output, self.backend, self)
+    def _saved_output(self, version):
+        if self._output_counter.value != version:
+            raise RuntimeError(f"the output of {type(self).__name__}, saved for its backward, was modified in "
+                               f"place (it is at version {self._output_counter.value}, saved at version {version})")
+        output = self._output_ref()
+        if output is None:  # the output Tensor is gone: rebuild it around the kept array and counter
+            output = Tensor._make(self._output, self.backend, self)
+            output._version_counter = self._output_counter
+        return output
 
     def retain_output_grad(self, tensor):
         self._retained = weakref.ref(tensor)
@@ -156,6 +163,8 @@ class Function:
         if type(output) is not backend.array_type:
             output = backend.xp.asarray(output)  # NumPy returns scalars, not arrays, for 0-d results
         result = Tensor._make(output, backend, node if record else None)
+        if node.aliases_input:
+            result._version_counter = inputs[0]._shared_version_counter()
         if record:
             node._connect(inputs, arrays, output, result, raw_output)
         return result
@@ -170,13 +179,16 @@ class Function:
         for item in self._to_save:
             version = None
             if item is raw_output or item is output:
-                item = _SAVED_OUTPUT
+                # The counter, not just the Tensor: a view of the output may outlive it and be written to.
+                self._output_counter = result._shared_version_counter()
+                item, version = _SAVED_OUTPUT, self._output_counter.value
                 self._output = output
                 self._output_ref = weakref.ref(result)
             else:
                 for x, array in zip(inputs, arrays):
                     if item is array and isinstance(x, Tensor):
-                        item, version = x, x._version
+                        counter = x._version_counter  # read directly: the property costs a call
+                        item, version = x, (0 if counter is None else counter.value)
                         break
                 else:
                     if hasattr(item, "dtype") and type(item) is not self.backend.array_type:

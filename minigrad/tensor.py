@@ -56,15 +56,29 @@ def _host_array(data, dtype):
     return array
 
 
+class _VersionCounter:
+    """How many in-place writes the memory behind one or more tensors has seen.
+
+    Tensors that share memory (a view, `detach()`, a state_dict entry) share one counter,
+    so a write through any of them is seen by a graph node that saved another.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
 class Tensor:
-    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_backend", "_version", "_retains_grad",
+    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_backend", "_version_counter", "_retains_grad",
                  "__weakref__")
     __array_priority__ = 1000  # so that `ndarray * tensor` calls Tensor.__rmul__
 
     def __init__(self, data, dtype=None, requires_grad=False, device=None):
         if dtype is not None:
             dtype = _dtype(dtype)
-        if isinstance(data, Tensor):
+        original = data if isinstance(data, Tensor) else None
+        if original is not None:
             data = data.data
         source = _backend_module.backend_of_array(data)
         target = _backend_module.get_backend(device if device is not None or source is None else source)
@@ -78,7 +92,10 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self._backend = target
-        self._version = 0
+        self._version_counter = None
+        if original is not None and array is original.data:
+            # Wrapping another tensor's very array (as Parameter(t) does) shares its memory, so its counter too.
+            self._version_counter = original._shared_version_counter()
         self._retains_grad = False
         self._requires_grad = False
         if requires_grad:
@@ -93,9 +110,22 @@ class Tensor:
         tensor.grad_fn = grad_fn
         tensor._requires_grad = grad_fn is not None
         tensor._backend = backend
-        tensor._version = 0
+        tensor._version_counter = None  # made on first need: most tensors are never viewed nor written
         tensor._retains_grad = False
         return tensor
+
+    # -- versions: in-place writes are counted, so that stale saved values are caught ----------
+    @property
+    def _version(self):
+        counter = self._version_counter
+        return 0 if counter is None else counter.value
+
+    def _shared_version_counter(self):
+        """This tensor's counter, created on first use, to hand to a tensor that shares its memory."""
+        counter = self._version_counter
+        if counter is None:
+            counter = self._version_counter = _VersionCounter()
+        return counter
 
     # -- what it is ----------------------------------------------------------------------
     @property
@@ -172,8 +202,10 @@ class Tensor:
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor._make(self.data, self._backend)
+        """The same data, cut from the graph (and the same version counter: writes to it are seen)."""
+        tensor = Tensor._make(self.data, self._backend)
+        tensor._version_counter = self._shared_version_counter()
+        return tensor
 
     def detach_(self):
         self.grad_fn = None
@@ -268,12 +300,12 @@ class Tensor:
 
     def _bump_version(self):
         """Record that `.data` was written in place, so backward can refuse stale saved values."""
-        self._version += 1
+        self._shared_version_counter().value += 1
 
     def _inplace(self, values):
         self._check_inplace()
         self.data[...] = values
-        self._version += 1
+        self._bump_version()
         return self
 
     def _operand_array(self, other):
@@ -316,7 +348,7 @@ class Tensor:
     def __setitem__(self, index, value):
         self._check_inplace()
         self.data[ops.array_index(index, self._backend)] = self._operand_array(value)
-        self._version += 1
+        self._bump_version()
 
     # -- printing ----------------------------------------------------------------------
     def __repr__(self):

@@ -341,6 +341,79 @@ def test_setitem_bumps_the_version():
     assert x._version == 1 and x.numpy().tolist() == [0.0, 5.0, 0.0]
 
 
+# Tensors that share memory share one version counter (pitfall #8): a write through any of them is seen.
+@pytest.mark.parametrize("write", [
+    lambda a: a.detach().zero_(),
+    lambda a: a[0:2].zero_(),
+    lambda a: a[1].fill_(7.0),
+    lambda a: a[None, ..., 1:].mul_(3.0),
+    lambda a: a.reshape(2, 2).add_(10.0),
+    lambda a: a.reshape(2, 2).T.sub_(1.0),
+    lambda a: a.reshape(2, 2).permute(1, 0)[0].add_(1.0),
+    lambda a: a.unsqueeze(0).squeeze(0).add_(1.0),
+    lambda a: a.flatten().add_(1.0),
+    lambda a: a.split(2)[1].add_(1.0),
+], ids=["detach", "slice", "int-index", "none-ellipsis", "reshape", "transpose-of-reshape", "permute-index",
+        "unsqueeze-squeeze", "flatten", "split"])
+def test_in_place_write_through_a_view_of_a_saved_tensor_is_detected(write):
+    a = minigrad.tensor([1.0, 2.0, 3.0, 4.0])
+    w = minigrad.ones(4, requires_grad=True)
+    loss = (w * a).sum()  # Mul saves a for w's gradient
+    write(a)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_in_place_write_through_detach_of_a_leaf_that_requires_grad_is_detected():
+    x = minigrad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (x * x).sum()
+    x.detach().zero_()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        y.backward()
+
+
+def test_in_place_write_to_the_base_is_seen_by_a_saved_view():
+    a = minigrad.tensor([1.0, 2.0, 3.0])
+    w = minigrad.ones(2, 3, requires_grad=True)
+    loss = (w * a.expand(2, 3)).sum()  # Mul saves the expanded view, not `a`
+    a.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_in_place_write_through_a_view_of_a_saved_output_is_detected_even_after_the_output_is_gone():
+    w = minigrad.tensor([1.0, 2.0], requires_grad=True)
+    y = w.exp()  # Exp saves its output
+    loss = (y * 1.0).sum()
+    view = y[0:1]
+    del y
+    with minigrad.no_grad():
+        view.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_state_dict_entries_share_the_parameters_version():
+    nn = pytest.importorskip("nn")
+    layer = nn.Linear(2, 1)
+    loss = layer(minigrad.ones(1, 2)).sum() * layer.weight.sum()  # saves the weight for the bias-free branch
+    layer.state_dict()["weight"].zero_()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_copies_do_not_share_the_version():
+    a = minigrad.tensor([[1.0, 2.0], [3.0, 4.0]])
+    w = minigrad.ones(2, 2, requires_grad=True)
+    loss = (w * a).sum()
+    a[minigrad.tensor([0, 1])].add_(1.0)  # integer-array indexing copies
+    a.T.reshape(4).add_(1.0)  # a reshape that cannot be a view copies
+    a.clone().add_(1.0)
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), a.numpy())
+    assert a._version == 0
+
+
 def test_mixing_devices_is_refused_before_any_host_copy():
     class FakeBackend:
         device = "fake"

@@ -32,8 +32,14 @@ def _is_basic(index):
 
 class GetItem(Function):
     def forward(self, x, index):
-        self.index = index
         self.input_shape = x.shape
+        if _is_basic(index):
+            # Ints, slices, None and ... give a view of x, as in PyTorch: a trailing ... keeps NumPy from
+            # turning a single element into a detached scalar. Integer-array or mask indices copy.
+            self.aliases_input = True
+            if Ellipsis not in index:
+                index = index + (Ellipsis,)
+        self.index = index
         return x[index]
 
     def backward(self, grad):
