@@ -260,15 +260,17 @@ class CrossEntropy(Function):
         rows = xp.arange(logits.shape[0])
         row_max = logits.max(axis=-1, keepdims=True)
         row_max = xp.where(xp.isfinite(row_max), row_max, 0)
-        shifted = logits - row_max
-        exp = xp.exp(shifted)
-        total = exp.sum(axis=-1, keepdims=True)
-        log_total = xp.log(total)[:, 0]
+        probs = logits - row_max  # shifted logits; turned into the softmax in place below (one (N, C) array)
         keep = target != ignore_index
         safe_target = xp.where(keep, target, 0)
-        loss = log_total - shifted[rows, safe_target]  # -log_softmax at the target
+        picked = probs[rows, safe_target]
+        shifted_mean = probs.mean(axis=-1) if label_smoothing > 0 else None
+        xp.exp(probs, out=probs)
+        total = probs.sum(axis=-1, keepdims=True)
+        log_total = xp.log(total)[:, 0]
+        loss = log_total - picked  # -log_softmax at the target
         if label_smoothing > 0:
-            mean_log_prob = shifted.mean(axis=-1) - log_total
+            mean_log_prob = shifted_mean - log_total
             loss = (1 - label_smoothing) * loss - label_smoothing * mean_log_prob
         loss = xp.where(keep, loss, 0).astype(logits.dtype, copy=False)
         kept = keep.sum().astype(logits.dtype)
@@ -280,8 +282,8 @@ class CrossEntropy(Function):
             result = loss.sum()
         else:
             result = loss
-        exp /= total  # the softmax, kept for backward
-        self.save_for_backward(logits, exp, safe_target)
+        probs /= total  # the softmax, kept for backward
+        self.save_for_backward(logits, probs, safe_target)
         return result
 
     def backward(self, grad):
