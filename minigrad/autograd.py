@@ -346,8 +346,14 @@ def _as_tuple(x):
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False, inputs=None):
-    """Accumulate gradients of `tensors` into the `.grad` of the leaves that require grad."""
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate gradients of `tensors` into the `.grad` of the leaves that require grad.
+
+    retain_graph defaults to create_graph, as in PyTorch: a graph of the gradients is only
+    useful if the graph it was built from is still there for a later backward.
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
     tensors = _as_tuple(tensors)
     grad_tensors = _as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(tensors)
     for tensor in tensors:
@@ -361,7 +367,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False,
             if input_grad is not None:
                 _accumulate_into_leaf(tensor, input_grad, create_graph)
         return
-    _run_backward(tensors, grads, retain_graph or create_graph, create_graph)
+    _run_backward(tensors, grads, retain_graph, create_graph)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):

@@ -195,7 +195,7 @@ class Tensor:
         return self
 
     # -- autograd ----------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph=False, create_graph=False, inputs=None):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (see minigrad.autograd)."""
         from .autograd import backward
 

@@ -215,6 +215,26 @@ def test_backward_with_create_graph_records_the_gradient():
     np.testing.assert_allclose(grad_of_grad.numpy(), [6.0, 12.0])  # d/dx 3x^2
 
 
+def test_backward_with_inputs_and_create_graph_keeps_the_graph():
+    """retain_graph defaults to create_graph (as in PyTorch), also when `inputs` is given."""
+    x = minigrad.tensor([1.0, 2.0], dtype=minigrad.float64, requires_grad=True)
+    y = (x ** 3).sum()
+    y.backward(inputs=[x], create_graph=True)
+    np.testing.assert_allclose(x.grad.detach().numpy(), [3.0, 12.0])
+    x.grad.sum().backward(inputs=[x])  # through the gradient's graph, which reuses the first graph's saved x
+    np.testing.assert_allclose(x.grad.detach().numpy(), [3.0 + 6.0, 12.0 + 12.0])
+    y.backward(inputs=[x])  # and the first graph itself is still there
+    np.testing.assert_allclose(x.grad.detach().numpy(), [3.0 + 6.0 + 3.0, 12.0 + 12.0 + 12.0])
+
+
+def test_backward_create_graph_with_explicit_retain_graph_false_frees_the_graph():
+    x = minigrad.tensor([1.0, 2.0], dtype=minigrad.float64, requires_grad=True)
+    y = (x ** 3).sum()
+    y.backward(create_graph=True, retain_graph=False)
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
 # -- gradcheck itself -------------------------------------------------------------------------
 class WrongSquare(Function):
     """x**2 with a deliberately wrong backward (3x instead of 2x)."""
