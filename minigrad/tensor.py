@@ -244,10 +244,17 @@ class Tensor:
         return bool(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        """np.asarray(tensor) works for CPU tensors; a GPU tensor refuses (use .numpy())."""
+        """np.asarray(tensor) shares a CPU tensor's memory, np.array(tensor) copies it (NumPy 2's
+        `copy=` protocol: True always copies, False refuses to, None copies only to change dtype).
+        A GPU tensor refuses (use .numpy())."""
         if self._backend.xp is not _backend_module.host_numpy:
             raise TypeError(f"implicit conversion of a {self.device} tensor to NumPy is not allowed; use .numpy()")
-        return self.data if dtype is None else self.data.astype(dtype)
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        if copy and array is self.data:
+            return array.copy()
+        if copy is False and array is not self.data:
+            raise ValueError(f"a {self.dtype} tensor cannot become a {dtype} array without a copy (copy=False)")
+        return array
 
     # -- moving and casting -------------------------------------------------------------
     def to(self, device=None, dtype=None):

@@ -468,3 +468,19 @@ def test_custom_function_example_runs_and_gradchecks(capsys):
     y.sum().backward()
     np.testing.assert_allclose(big.grad.numpy(), [0.0, 1.0])
     np.testing.assert_allclose(softplus(minigrad.tensor([0.3])).numpy(), np.log1p(np.exp([0.3])), rtol=1e-6)
+
+
+def test_numpy_array_of_a_tensor_honours_copy():
+    """np.array copies (later writes to the tensor do not show), np.asarray shares, copy=False refuses a cast."""
+    t = minigrad.tensor([1.0, 2.0, 3.0])
+    copied = np.array(t)
+    shared = np.asarray(t)
+    explicit = np.array(t, copy=True)
+    t.add_(10.0)
+    np.testing.assert_array_equal(copied, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(explicit, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(shared, [11.0, 12.0, 13.0])
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    assert np.shares_memory(np.array(t, copy=False), t.data)
+    with pytest.raises(ValueError, match="copy"):
+        np.array(t, dtype=np.float64, copy=False)
