@@ -289,3 +289,61 @@ def test_a_small_model_end_to_end():
                                  ignore_index=0)
 
     compare(fn, (2, 3, 4), (6, 4), (6,), (5, 6), (6,), (6,))
+
+
+# -- result dtypes of mixed-dtype ops (pitfall #4: no float64 creeping in where torch keeps float32) --------
+_DTYPE_CASES = [
+    "lib.arange(4) / 2",
+    "lib.arange(4) / lib.arange(1, 5)",
+    "lib.arange(4) * 0.5",
+    "0.5 * lib.arange(4)",
+    "lib.arange(4) + 1",
+    "lib.ones(4) + lib.arange(4)",
+    "lib.arange(4) - lib.ones(4)",
+    "lib.ones(4) * lib.tensor(2.0, dtype=lib.float64)",
+    "lib.ones(4, dtype=lib.float64) * lib.tensor(2.0)",
+    "lib.ones(4, dtype=lib.float16) * lib.tensor(2.0)",
+    "lib.ones(4, dtype=lib.float16) + 2.5",
+    "lib.arange(4) * lib.tensor(2.0, dtype=lib.float64)",
+    "lib.arange(4).to(lib.int32) + lib.tensor(2)",
+    "lib.arange(4).to(lib.int32) + lib.arange(4)",
+    "lib.arange(4).to(lib.int32) * 2.0",
+    "lib.tensor([True, False]) + 1",
+    "lib.tensor([True, False]) * 1.5",
+    "lib.tensor([True, False]) & lib.tensor([True, True])",
+    "2 ** lib.arange(3)",
+    "2.0 ** lib.arange(3)",
+    "lib.arange(3) ** 0.5",
+    "lib.ones(3) ** lib.arange(3)",
+    "lib.maximum(lib.arange(3), lib.ones(3))",
+    "lib.minimum(lib.ones(3, dtype=lib.float64), lib.ones(3))",
+    "lib.where(lib.arange(3) > 0, lib.arange(3), 0.5)",
+    "lib.where(lib.arange(3) > 0, lib.ones(3), lib.arange(3))",
+    "lib.cat([lib.ones(2), lib.arange(2)])",
+    "lib.cat([lib.ones(2), lib.ones(2, dtype=lib.float64)])",
+    "lib.stack([lib.arange(2), lib.ones(2)])",
+    "lib.stack([lib.tensor(1), lib.tensor(1.0)])",
+]
+
+
+@pytest.mark.parametrize("expression", _DTYPE_CASES)
+def test_result_dtype_of_mixed_operands_matches_torch(expression):
+    ours = eval(expression, {"lib": minigrad})
+    theirs = eval(expression, {"lib": torch})
+    assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), expression
+    np.testing.assert_allclose(ours.numpy().astype(np.float64), theirs.numpy().astype(np.float64))
+
+
+def test_mixed_dtype_gradient_flows_back_in_each_operands_own_dtype():
+    x = minigrad.ones(3, requires_grad=True)
+    scale = minigrad.tensor(2.0, dtype=minigrad.float64, requires_grad=True)
+    (x * scale).sum().backward()
+    assert x.grad.dtype == minigrad.float32 and scale.grad.dtype == minigrad.float64
+    assert x.grad.numpy().tolist() == [2.0] * 3 and scale.grad.item() == 3.0
+
+
+def test_mean_of_an_integer_tensor_is_refused_like_torch():
+    with pytest.raises(RuntimeError):
+        torch.arange(4).mean()
+    with pytest.raises(RuntimeError, match="floating-point"):
+        minigrad.arange(4).mean()

@@ -12,6 +12,7 @@ import numbers
 from ..autograd import Function
 from ..tensor import Tensor
 from .broadcast import _shape, sum_to
+from .promotion import promote
 
 
 def _operand(x):
@@ -21,6 +22,21 @@ def _operand(x):
     if isinstance(x, numbers.Number) and getattr(x, "ndim", 0) == 0:
         return x.item() if hasattr(x, "item") else x  # NumPy scalars would force their dtype
     return Tensor(x)
+
+
+def _operands(a, b, true_division=False):
+    """Both operands of a binary op, tensors cast to PyTorch's result dtype (see promotion.py).
+
+    The common cases -- two float tensors of one dtype, a float tensor and a Python number --
+    return at once, without working out any dtype.
+    """
+    if isinstance(a, Tensor):
+        dtype = a.data.dtype
+        if dtype.kind == "f" and (b.data.dtype == dtype if isinstance(b, Tensor) else type(b) in (int, float)):
+            return a, b
+    elif type(a) in (int, float) and isinstance(b, Tensor) and b.data.dtype.kind == "f":
+        return a, b
+    return promote(_operand(a), _operand(b), true_division=true_division)
 
 
 def _reduce(grad, needed, shape):
@@ -310,19 +326,20 @@ class Clone(Function):
 
 # -- the public functions ----------------------------------------------------------------
 def add(a, b):
-    return Add.apply(_operand(a), _operand(b))
+    return Add.apply(*_operands(a, b))
 
 
 def sub(a, b):
-    return Sub.apply(_operand(a), _operand(b))
+    return Sub.apply(*_operands(a, b))
 
 
 def mul(a, b):
-    return Mul.apply(_operand(a), _operand(b))
+    return Mul.apply(*_operands(a, b))
 
 
 def div(a, b):
-    return Div.apply(_operand(a), _operand(b))
+    """True division: integers give the default float dtype, as in PyTorch."""
+    return Div.apply(*_operands(a, b, true_division=True))
 
 
 def neg(x):
@@ -330,7 +347,7 @@ def neg(x):
 
 
 def pow(base, exponent):
-    return Pow.apply(_operand(base), _operand(exponent))
+    return Pow.apply(*_operands(base, exponent))
 
 
 def exp(x):
@@ -376,11 +393,11 @@ def abs(x):
 
 
 def maximum(a, b):
-    return Maximum.apply(_operand(a), _operand(b), take_max=True)
+    return Maximum.apply(*_operands(a, b), take_max=True)
 
 
 def minimum(a, b):
-    return Maximum.apply(_operand(a), _operand(b), take_max=False)
+    return Maximum.apply(*_operands(a, b), take_max=False)
 
 
 def clip(x, min=None, max=None):
@@ -395,7 +412,7 @@ clamp = clip
 def where(condition, a, b):
     """a where condition holds, else b (condition is a bool tensor; a and b tensors or numbers)."""
     condition = _operand(condition)
-    a, b = _operand(a), _operand(b)
+    a, b = _operands(a, b)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         return _no_grad(lambda c: condition.xp.where(c, a, b), condition)
     return Where.apply(condition, a, b)

@@ -81,6 +81,8 @@ def _count(x, axes):
 
 
 def mean(x, dim=None, keepdim=False):
+    if x.dtype.kind != "f":  # PyTorch refuses too, rather than guess a float dtype
+        raise RuntimeError(f"mean() needs a floating-point tensor, got {x.dtype}: cast it first, e.g. x.float().mean()")
     axes = normalize_dims(dim, x.ndim, "mean")
     return sum(x, axes, keepdim) * (1.0 / _count(x, axes))
 

@@ -5,6 +5,7 @@ into the input's layout.
 """
 from ..autograd import Function
 from ..tensor import Tensor
+from .promotion import promote
 from .reduction import normalize_dim, normalize_dims
 
 
@@ -155,6 +156,14 @@ def _check_same_shape_but(tensors, axis, op):
             raise ValueError(f"{op}: shapes {first.shape} and {t.shape} differ outside dimension {axis}")
 
 
+def _same_dtype(tensors):
+    """Mixed dtypes are cast to PyTorch's result dtype (int with float32 gives float32, not float64)."""
+    dtype = tensors[0].dtype
+    if all(t.dtype == dtype for t in tensors):
+        return tensors
+    return promote(*tensors)
+
+
 def cat(tensors, dim=0):
     """Join tensors along an existing dimension."""
     tensors = list(tensors)
@@ -162,7 +171,7 @@ def cat(tensors, dim=0):
         raise ValueError("cat: expected a non-empty list of tensors")
     axis = _axis(dim, tensors[0].ndim, "cat")
     _check_same_shape_but(tensors, axis, "cat")
-    return Cat.apply(*tensors, axis=axis)
+    return Cat.apply(*_same_dtype(tensors), axis=axis)
 
 
 concatenate = cat
@@ -178,7 +187,7 @@ def stack(tensors, dim=0):
             raise ValueError(f"stack: all tensors must have one shape, got {tensors[0].shape} and {t.shape}")
     if not -tensors[0].ndim - 1 <= dim <= tensors[0].ndim:
         raise IndexError(f"stack: dimension {dim} out of range")
-    return Stack.apply(*tensors, axis=dim % (tensors[0].ndim + 1))
+    return Stack.apply(*_same_dtype(tensors), axis=dim % (tensors[0].ndim + 1))
 
 
 def split(x, split_size_or_sections, dim=0):
