@@ -347,3 +347,14 @@ def test_mean_of_an_integer_tensor_is_refused_like_torch():
         torch.arange(4).mean()
     with pytest.raises(RuntimeError, match="floating-point"):
         minigrad.arange(4).mean()
+
+
+def test_expand_refuses_minus_one_in_a_new_leading_dim_like_torch():
+    with pytest.raises(RuntimeError):
+        torch.ones(3).expand(-1, 3)
+    with pytest.raises(ValueError, match="leading"):
+        minigrad.ones(3).expand(-1, 3)
+    with pytest.raises(ValueError, match="non-negative"):
+        minigrad.ones(3).expand(2, -2)
+    # -1 on an existing dim keeps its size, as in torch
+    assert minigrad.ones(3, 1).expand(2, -1, 4).shape == tuple(torch.ones(3, 1).expand(2, -1, 4).shape)

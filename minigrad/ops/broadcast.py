@@ -70,5 +70,10 @@ def expand(x, *sizes):
     lead = len(sizes) - x.ndim
     if lead < 0:
         raise ValueError(f"expand: the number of sizes {sizes} is smaller than the tensor's ndim {x.ndim}")
+    for i, size in enumerate(sizes):
+        if size == -1 and i < lead:
+            raise ValueError(f"expand: -1 (keep the size) is not allowed in the new leading dimension {i} of {sizes}")
+        if size < 0 and size != -1:
+            raise ValueError(f"expand: sizes must be non-negative or -1, got {sizes}")
     shape = tuple(x.shape[i - lead] if size == -1 else size for i, size in enumerate(sizes))
     return broadcast_to(x, shape)
