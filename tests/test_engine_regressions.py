@@ -242,6 +242,8 @@ def _train_step(params, x, y, lr=0.05):
 
 @pytest.mark.slow
 def test_memory_does_not_grow_over_1000_training_steps():
+    """After 200 warm-up steps, 1,000 more training steps leave no graph nodes behind and
+    grow traced memory by less than 64 KiB (pitfall #6: graphs kept alive step after step)."""
     minigrad.manual_seed(0)
     params = [minigrad.randn(4, 16) * 0.5, minigrad.zeros(16), minigrad.randn(16, 3) * 0.5, minigrad.zeros(3)]
     params = [p.requires_grad_() for p in params]
@@ -257,7 +259,7 @@ def test_memory_does_not_grow_over_1000_training_steps():
             _train_step(params, x, y)
         baseline, _ = tracemalloc.get_traced_memory()
         nodes_before = count_function_nodes()
-        for _ in range(800):
+        for _ in range(1000):
             losses.append(_train_step(params, x, y))
         gc.collect()
         after, _ = tracemalloc.get_traced_memory()
@@ -266,4 +268,4 @@ def test_memory_does_not_grow_over_1000_training_steps():
         tracemalloc.stop()
     assert losses[-1] < losses[0]  # it did train
     assert nodes_after <= nodes_before
-    assert after - baseline < 64 * 1024, f"memory grew by {after - baseline} bytes over 800 steps"
+    assert after - baseline < 64 * 1024, f"memory grew by {after - baseline} bytes over 1000 steps"
