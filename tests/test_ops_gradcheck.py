@@ -235,6 +235,13 @@ def test_gather(dim):
     check(lambda x: x.gather(dim, index), ((3, 3), "any"))
 
 
+@pytest.mark.parametrize("dim, index_shape", [(1, (1, 2)), (0, (2, 1)), (1, (2, 5)), (0, (4, 2))])
+def test_gather_with_an_index_smaller_than_the_input_on_the_other_dims(dim, index_shape):
+    """torch's rule: the index reads the first rows/columns of x on dims other than `dim`."""
+    index = minigrad.tensor(np.random.default_rng(1).integers(0, (3, 4)[dim], index_shape))
+    check(lambda x: x.gather(dim, index), ((3, 4), "any"), second_order=True)
+
+
 # -- fused ops -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("dim", [0, -1, 1])
 @pytest.mark.parametrize("op", [minigrad.softmax, minigrad.log_softmax, F.softmax, F.log_softmax])

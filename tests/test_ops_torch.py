@@ -358,3 +358,20 @@ def test_expand_refuses_minus_one_in_a_new_leading_dim_like_torch():
         minigrad.ones(3).expand(2, -2)
     # -1 on an existing dim keeps its size, as in torch
     assert minigrad.ones(3, 1).expand(2, -1, 4).shape == tuple(torch.ones(3, 1).expand(2, -1, 4).shape)
+
+
+@pytest.mark.parametrize("dim, index_shape", [(1, (1, 2)), (0, (2, 1)), (1, (2, 5)), (0, (4, 2)), (-1, (3, 1))])
+def test_gather_with_a_smaller_index_matches_torch(dim, index_shape):
+    x = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    index = np.random.default_rng(2).integers(0, x.shape[dim], index_shape)
+    theirs = torch.tensor(x).gather(dim, torch.tensor(index))
+    ours = minigrad.tensor(x).gather(dim, minigrad.tensor(index))
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_gather_with_an_index_larger_than_the_input_off_dim_is_refused_like_torch():
+    x, index = np.ones((3, 4), dtype=np.float32), np.zeros((4, 2), dtype=np.int64)
+    with pytest.raises(RuntimeError):
+        torch.tensor(x).gather(1, torch.tensor(index))
+    with pytest.raises(ValueError, match="larger than the input"):
+        minigrad.tensor(x).gather(1, minigrad.tensor(index))

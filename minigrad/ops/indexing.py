@@ -84,7 +84,10 @@ class Gather(Function):
         self.axis = axis
         self.input_shape = x.shape
         self.save_for_backward(index)
-        return self.xp.take_along_axis(x, index, axis=axis)
+        # PyTorch's rule: on the other dims, index may be smaller than x and reads x's first rows;
+        # NumPy would broadcast instead, so cut x down to the index's extent first.
+        extent = tuple(slice(None) if a == axis else slice(0, size) for a, size in enumerate(index.shape))
+        return self.xp.take_along_axis(x[extent], index, axis=axis)
 
     def backward(self, grad):
         (index,) = self.saved_tensors
@@ -107,7 +110,7 @@ class ScatterAlongAxis(Function):
 
 
 def gather(x, dim, index):
-    """out[i][j] = x[i][index[i][j]] along `dim` (torch.gather)."""
+    """out[i][j] = x[i][index[i][j]] along `dim` (torch.gather); out has the index's shape."""
     if index.dtype.kind not in "iu":
         raise TypeError(f"gather: index must be an integer tensor, got {index.dtype}")
     if index.ndim != x.ndim:
@@ -116,4 +119,9 @@ def gather(x, dim, index):
 
     if x.ndim == 0:
         raise IndexError("gather: the input must have at least one dimension")
-    return Gather.apply(x, index, axis=normalize_dim(dim, x.ndim, "gather"))
+    axis = normalize_dim(dim, x.ndim, "gather")
+    for a, (index_size, size) in enumerate(zip(index.shape, x.shape)):
+        if a != axis and index_size > size:
+            raise ValueError(f"gather: index of shape {index.shape} is larger than the input {x.shape} in dimension "
+                             f"{a}; it may only be larger along dim {axis}")
+    return Gather.apply(x, index, axis=axis)
