@@ -269,3 +269,23 @@ def test_memory_does_not_grow_over_1000_training_steps():
     assert losses[-1] < losses[0]  # it did train
     assert nodes_after <= nodes_before
     assert after - baseline < 64 * 1024, f"memory grew by {after - baseline} bytes over 1000 steps"
+
+
+# -- out-of-range class ids must not wrap around (NumPy reads -1 as the last row) --------------------
+@pytest.mark.parametrize("ids", [[-1], [0, 4], [[1, -2]]])
+def test_embedding_refuses_out_of_range_ids_on_the_cpu(ids):
+    weight = minigrad.randn(4, 3)
+    with pytest.raises(IndexError, match="out of bounds"):
+        F.embedding(minigrad.tensor(ids), weight)
+    assert F.embedding(minigrad.tensor([0, 3]), weight).shape == (2, 3)
+
+
+@pytest.mark.parametrize("loss_fn", [F.cross_entropy, lambda x, t, **kw: F.nll_loss(x.log_softmax(-1), t, **kw)])
+@pytest.mark.parametrize("target", [[0, -1], [3, 0]])
+def test_losses_refuse_out_of_range_targets_other_than_ignore_index(loss_fn, target):
+    logits = minigrad.randn(2, 3)
+    with pytest.raises(IndexError, match="target .* is out of bounds"):
+        loss_fn(logits, minigrad.tensor(target))
+    ignored = loss_fn(logits, minigrad.tensor([2, -1]), ignore_index=-1)  # -1 as ignore_index is fine
+    expected = loss_fn(logits[0:1], minigrad.tensor([2]))
+    np.testing.assert_allclose(ignored.item(), expected.item(), rtol=1e-6)
