@@ -91,8 +91,14 @@ def randn(*size, dtype=None, device=None, requires_grad=False):
 
 
 def randint(low, high=None, size=(), dtype=None, device=None):
-    """Integers in [low, high) (int64 unless told otherwise)."""
-    if high is None:
+    """Integers in [low, high) (int64 unless told otherwise).
+
+    As torch.randint: randint(high, size) and randint(low, high, size) (a tuple or list in
+    the second place is the size).
+    """
+    if isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
     backend = _backend.get_backend(device)
     dtype = _backend.dtype(_backend.dtype('int64') if dtype is None else dtype)

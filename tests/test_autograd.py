@@ -60,6 +60,15 @@ def test_creation_functions():
     assert minigrad.zeros(2, requires_grad=True).requires_grad
 
 
+@pytest.mark.parametrize("args", [(10, (3,)), (10, [3, 2]), (5, 10, (4,)), (5, 10, [4])],
+                         ids=["high-size", "high-size-list", "low-high-size", "low-high-size-list"])
+def test_randint_takes_torchs_call_forms(args):
+    low, high = (0, args[0]) if len(args) == 2 else args[:2]
+    r = minigrad.randint(*args)
+    assert r.shape == tuple(args[-1]) and r.dtype == minigrad.int64
+    assert low <= r.numpy().min() and r.numpy().max() < high
+
+
 def test_manual_seed_makes_every_draw_reproducible():
     def draws():
         minigrad.manual_seed(42)
