@@ -375,3 +375,14 @@ def test_gather_with_an_index_larger_than_the_input_off_dim_is_refused_like_torc
         torch.tensor(x).gather(1, torch.tensor(index))
     with pytest.raises(ValueError, match="larger than the input"):
         minigrad.tensor(x).gather(1, minigrad.tensor(index))
+
+
+@pytest.mark.parametrize("base", [0.0, -2.0, 2.0, 0])
+def test_pow_with_a_python_number_base_gradient_matches_torch(base):
+    exponent = np.array([0.0, 1.0, 2.5, 3.0], dtype=np.float32)
+    e_t = torch.tensor(exponent, requires_grad=True)
+    (base ** e_t).sum().backward()
+    e_m = minigrad.tensor(exponent, requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        (base ** e_m).sum().backward()
+    np.testing.assert_allclose(e_m.grad.numpy(), e_t.grad.numpy(), rtol=1e-6)

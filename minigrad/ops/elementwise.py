@@ -117,8 +117,11 @@ class Pow(Function):
             else:
                 grad_base = grad * (exponent * base ** (exponent - 1))
         if need_exponent:
-            # d/dp b**p = b**p log b; 0**p contributes nothing where p > 0.
-            log_base = log(base.masked_fill(base == 0, 1)) if isinstance(base, Tensor) else math.log(base)
+            # d/dp b**p = b**p log b; 0**p contributes nothing where p > 0 (and log of a negative base is NaN).
+            if isinstance(base, Tensor):
+                log_base = log(base.masked_fill(base == 0, 1))
+            else:  # a Python number: math.log would raise for 0 and below
+                log_base = math.log(base) if base > 0 else (0.0 if base == 0 else math.nan)
             grad_exponent = sum_to(grad * result * log_base, exponent.shape)
         return grad_base, grad_exponent
 
