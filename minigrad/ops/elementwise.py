@@ -27,14 +27,20 @@ def _operand(x):
 def _operands(a, b, true_division=False):
     """Both operands of a binary op, tensors cast to PyTorch's result dtype (see promotion.py).
 
-    The common cases -- two float tensors of one dtype, a float tensor and a Python number --
-    return at once, without working out any dtype.
+    The common cases -- two float tensors of one dtype, a float tensor and a bool mask or a
+    Python number -- return at once: NumPy already gives the float's dtype.
     """
     if isinstance(a, Tensor):
         dtype = a.data.dtype
-        if dtype.kind == "f" and (b.data.dtype == dtype if isinstance(b, Tensor) else type(b) in (int, float)):
-            return a, b
-    elif type(a) in (int, float) and isinstance(b, Tensor) and b.data.dtype.kind == "f":
+        if dtype.kind == "f":
+            if isinstance(b, Tensor):
+                other = b.data.dtype
+                if other == dtype or other.kind == "b":
+                    return a, b
+            elif type(b) in (int, float):
+                return a, b
+    elif isinstance(b, Tensor) and b.data.dtype.kind == "f" and (
+            type(a) in (int, float) or (isinstance(a, Tensor) and a.data.dtype.kind == "b")):
         return a, b
     return promote(_operand(a), _operand(b), true_division=true_division)
 

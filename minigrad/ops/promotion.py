@@ -70,6 +70,12 @@ def result_dtype(operands, true_division=False):
 
 
 def promote(*operands, true_division=False):
-    """The operands, tensors cast to their common result dtype (Python numbers left as they are)."""
+    """The operands, tensors cast to their common result dtype (Python numbers left as they are).
+
+    A bool tensor (a mask, as in relu's backward `grad * (y > 0)`) is left uncast when another
+    tensor already has the result dtype: NumPy then gives that dtype too, without a copy.
+    """
     dtype = result_dtype(operands, true_division)
-    return tuple(x.to(dtype) if isinstance(x, Tensor) and x.dtype != dtype else x for x in operands)
+    anchored = any(isinstance(x, Tensor) and x.dtype == dtype for x in operands)
+    return tuple(x.to(dtype) if isinstance(x, Tensor) and x.dtype != dtype and not (anchored and x.dtype.kind == "b")
+                 else x for x in operands)
