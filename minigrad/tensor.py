@@ -344,7 +344,7 @@ class Tensor:
         return self._inplace(self.data / self._operand_array(other))
 
     def clamp_(self, min=None, max=None):
-        return self._inplace(self.xp.clip(self.data, min, max))
+        return self._inplace(self.xp.clip(self.data, self._operand_array(min), self._operand_array(max)))
 
     def uniform_(self, low=0.0, high=1.0):
         return self._inplace(low + (high - low) * self._backend.rand(self.shape, self.dtype))

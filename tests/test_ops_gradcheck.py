@@ -235,6 +235,19 @@ def test_gather(dim):
     check(lambda x: x.gather(dim, index), ((3, 3), "any"))
 
 
+def test_clamp_with_tensor_bounds():
+    """Gradients to x and to both bounds (broadcast (1, 4) against (3, 4)), away from the kinks."""
+    rng = np.random.default_rng(3)
+    low = rng.uniform(-1.0, -0.3, (1, 4)) + np.array([0.0, 0.0, 2.0, 0.0])  # column 2: min above x
+    high = rng.uniform(0.3, 1.0, (3, 4))
+    x = rng.uniform(-1.5, 1.5, (3, 4))
+    x[np.abs(x - low) < 0.1] += 0.25
+    x[np.abs(x - high) < 0.1] += 0.25
+    inputs = [minigrad.tensor(a, dtype=minigrad.float64, requires_grad=True) for a in (x, low, high)]
+    assert minigrad.gradcheck(lambda x, low, high: minigrad.clamp(x, low, high), inputs)
+    assert minigrad.gradcheck(lambda x, low: x.clamp(min=low), inputs[:2])
+
+
 @pytest.mark.parametrize("dim, index_shape", [(1, (1, 2)), (0, (2, 1)), (1, (2, 5)), (0, (4, 2))])
 def test_gather_with_an_index_smaller_than_the_input_on_the_other_dims(dim, index_shape):
     """torch's rule: the index reads the first rows/columns of x on dims other than `dim`."""

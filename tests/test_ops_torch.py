@@ -386,3 +386,30 @@ def test_pow_with_a_python_number_base_gradient_matches_torch(base):
     with np.errstate(invalid="ignore"):
         (base ** e_m).sum().backward()
     np.testing.assert_allclose(e_m.grad.numpy(), e_t.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["min", "max", "both", "broadcast", "min_above_max", "zero_dim_min"])
+def test_clamp_with_tensor_bounds_matches_torch(case):
+    """Values and gradients to x and to the tensor bounds, including ties and min > max."""
+    x = np.array([[0.0, 1.0, 2.0, 3.0], [4.0, 1.0, 3.0, 2.0]], dtype=np.float32)
+    low = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 2.0, 2.0]], dtype=np.float32)
+    high = np.array([[3.0, 3.0, 3.0, 3.0], [3.0, 2.0, 2.0, 1.5]], dtype=np.float32)
+    upstream = np.arange(1.0, 9.0, dtype=np.float32).reshape(2, 4)
+    results = []
+    for lib in (minigrad, torch):
+        tx, tlow, thigh = (lib.tensor(a, requires_grad=True) for a in (x, low, high[:1] if case == "broadcast" else high))
+        if case == "min":
+            y, bounds = tx.clamp(min=tlow), [tlow]
+        elif case == "max":
+            y, bounds = tx.clamp(max=thigh), [thigh]
+        elif case == "min_above_max":
+            y, bounds = lib.clamp(tx, thigh, tlow), [tlow, thigh]
+        elif case == "zero_dim_min":
+            tlow = lib.tensor(1.5, requires_grad=True)
+            y, bounds = lib.clamp(tx, min=tlow, max=thigh), [tlow, thigh]
+        else:
+            y, bounds = lib.clamp(tx, tlow, thigh), [tlow, thigh]
+        y.backward(lib.tensor(upstream))
+        results.append([y.detach().numpy(), tx.grad.numpy()] + [b.grad.numpy() for b in bounds])
+    for ours, theirs in zip(*results):
+        np.testing.assert_array_equal(ours, theirs)

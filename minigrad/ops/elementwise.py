@@ -279,6 +279,37 @@ class Clip(Function):
         return grad * inside
 
 
+class ClipTensor(Function):
+    """clip with tensor bounds: each output element's gradient goes to where its value came from.
+
+    As PyTorch: x gets it where min <= x <= max; min where x < min < max; max where x > max,
+    or where max < min (the output is then max everywhere).
+    """
+
+    def forward(self, x, low, high):
+        xp = self.xp
+        to_x = True
+        result = x
+        if low is not None:
+            result = xp.maximum(result, low)
+            to_x = x >= low
+            to_low = x < low if high is None else (x < low) & (low < high)
+        if high is not None:
+            result = xp.minimum(result, high)
+            to_x = to_x & (x <= high)
+            to_high = x > high if low is None else (x > high) | (high < low)
+        self.shapes = (_shape(x), _shape(low), _shape(high))
+        self.save_for_backward(to_x, to_low if low is not None else None, to_high if high is not None else None)
+        return result
+
+    def backward(self, grad):
+        to_x, to_low, to_high = self.saved_tensors
+        need_x, need_low, need_high = self.needs_input_grad
+        return (_reduce(grad * to_x, need_x, self.shapes[0]) if need_x else None,
+                _reduce(grad * to_low, need_low, self.shapes[1]) if need_low else None,
+                _reduce(grad * to_high, need_high, self.shapes[2]) if need_high else None)
+
+
 class Where(Function):
     def forward(self, condition, a, b):
         self.save_for_backward(condition)
@@ -410,8 +441,15 @@ def minimum(a, b):
 
 
 def clip(x, min=None, max=None):
+    """x limited to [min, max]; the bounds may be numbers or tensors (which broadcast and get gradients)."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        bounds = [_operand(b) for b in (min, max) if b is not None]
+        x, *bounds = promote(x, *bounds)
+        low = bounds.pop(0) if min is not None else None
+        high = bounds.pop(0) if max is not None else None
+        return ClipTensor.apply(x, low, high)
     return Clip.apply(x, low=min, high=max)
 
 
