@@ -8,8 +8,9 @@ padding, dropout 0.1 and label-smoothed cross-entropy; a step is forward,
 backward and an Adam update. Reported: median ms/step over --steps steps after
 --warmup steps, target tokens/s, the minigrad/PyTorch ratio, peak memory (growth
 of the peak RSS over the process's RSS before the model was built), greedy
-decoding tokens/s with and without the key/value cache, and how the step
-compares with its matrix-product floor: the step's GEMMs timed alone in NumPy.
+decoding tokens/s with and without the key/value cache (--decode-batch sentences,
+30 tokens each), and how the step compares with its matrix-product floor: the
+step's GEMMs timed alone in NumPy.
 """
 import argparse
 import json
@@ -62,7 +63,7 @@ def make_batch(config, seed=0):
 
 
 # -- one framework per process ---------------------------------------------------------------------
-def run_minigrad(config, steps, warmup, decode_len):
+def run_minigrad(config, steps, warmup, decode_len, decode_batch):
     import numpy as np
 
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -91,11 +92,13 @@ def run_minigrad(config, steps, warmup, decode_len):
     times = _time(step, steps, warmup)
     peak = _peak_rss_mb() - rss_before
     decode = {}
-    for cached in (True, False):
-        start = time.perf_counter()
-        out = greedy_decode(model, src[:8], max_len=decode_len, bos_id=BOS, eos_id=-1, use_cache=cached)
-        elapsed = time.perf_counter() - start
-        decode["cached" if cached else "uncached"] = sum(len(s) for s in out) / elapsed
+    for cached in (True, False):  # eos_id=-1 is never produced: every sentence runs to decode_len tokens
+        def run():
+            return greedy_decode(model, src[:decode_batch or batch], max_len=decode_len, bos_id=BOS, eos_id=-1,
+                                 use_cache=cached)
+        tokens = sum(len(s) for s in run())  # the first run warms up
+        elapsed = statistics.median(_time(run, 3, 0))
+        decode["cached" if cached else "uncached"] = tokens / elapsed
     return {"times": times, "peak_mb": peak, "decode_tokens_per_s": decode,
             "tokens": int((tgt_out_np != PAD).sum()), "gemm_floor_ms": gemm_floor_ms(config)}
 
@@ -215,7 +218,8 @@ def _subprocess(framework, name, args):
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
     command = [sys.executable, __file__, "--worker", framework, "--config", name, "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--threads", str(args.threads), "--decode-len", str(args.decode_len)]
+               "--warmup", str(args.warmup), "--threads", str(args.threads), "--decode-len", str(args.decode_len),
+               "--decode-batch", str(args.decode_batch)]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
@@ -229,6 +233,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--decode-len", type=int, default=30)
+    parser.add_argument("--decode-batch", type=int, default=0,
+                        help="sentences decoded at once (default: the configuration's batch size)")
     parser.add_argument("--keep-openblas-coretype", action="store_true",
                         help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE from the environment")
     parser.add_argument("--json", help="also write the results to this file")
@@ -238,7 +244,7 @@ def main(argv=None):
     if args.worker:
         config = CONFIGS[args.config]
         if args.worker == "minigrad":
-            result = run_minigrad(config, args.steps, args.warmup, args.decode_len)
+            result = run_minigrad(config, args.steps, args.warmup, args.decode_len, args.decode_batch)
         else:
             result = run_torch(config, args.steps, args.warmup, args.threads)
         print(json.dumps(result))
