@@ -131,15 +131,20 @@ class Dropout(Function):
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
 
     def forward(self, x, p):
-        keep = self.backend.keep_mask(x.shape, p)
-        scaled_mask = keep.astype(x.dtype)
-        scaled_mask *= 1.0 / (1.0 - p)
-        self.save_for_backward(scaled_mask)
-        return x * scaled_mask
+        keep = self.backend.keep_mask(x.shape, p)  # bool: a quarter of a float mask's memory
+        self.scale = 1.0 / (1.0 - p)
+        self.save_for_backward(keep)
+        y = x * keep
+        y *= self.scale
+        return y
 
     def backward(self, grad):
-        (scaled_mask,) = self.saved_tensors
-        return grad * scaled_mask
+        (keep,) = self.saved_tensors
+        if not is_grad_enabled():
+            g = grad.data * keep.data
+            g *= self.scale
+            return Tensor._make(g, self.backend)
+        return grad * keep * self.scale
 
 
 def dropout(x, p=0.5, training=True):
