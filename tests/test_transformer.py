@@ -204,3 +204,30 @@ def test_attention_parameters_use_torch_multihead_layout():
     assert shapes == {"in_proj_weight": (24, 8), "in_proj_bias": (24,), "out_proj.weight": (8, 8),
                       "out_proj.bias": (8,)}
     assert isinstance(attention.in_proj_weight, nn.Parameter)
+
+
+@pytest.mark.parametrize("self_attention", [True, False])
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_fused_attention_matches_composed_ops_and_has_exact_first_and_second_derivatives(self_attention, dropout_p):
+    from transformer.attention import attention_composed, fused_attention
+
+    rng = np.random.default_rng(1)
+    B, T, S, H, d_k = 2, 3, 4, 2, 2
+    queries = minigrad.tensor(rng.standard_normal((B, T, (3 if self_attention else 1) * H * d_k)), requires_grad=True)
+    keys_values = None if self_attention else minigrad.tensor(rng.standard_normal((B, S, 2 * H * d_k)),
+                                                              requires_grad=True)
+    length = T if self_attention else S
+    mask = minigrad.tensor(np.arange(length)[None, None, None, :] >= np.array([length, 2])[:, None, None, None])
+    inputs = [queries] + ([] if self_attention else [keys_values])
+
+    def fused(*xs):
+        minigrad.manual_seed(3)  # the same dropout mask at every call of the checks
+        return fused_attention(xs[0], None if self_attention else xs[1], mask, H, dropout_p, training=True)[0]
+
+    minigrad.manual_seed(3)
+    keep = minigrad.backend.get_backend(None).keep_mask((B, H, T, length), dropout_p) if dropout_p else None
+    reference = attention_composed(queries, keys_values, mask, H,
+                                   None if keep is None else minigrad.tensor(keep), 1 / (1 - dropout_p))
+    np.testing.assert_allclose(fused(*inputs).detach().numpy(), reference.detach().numpy(), rtol=1e-12)
+    assert minigrad.gradcheck(fused, inputs)
+    assert minigrad.gradgradcheck(fused, inputs)

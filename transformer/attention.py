@@ -11,6 +11,11 @@ Shapes (B batch, H heads, T queries, S keys, D = H * d_k):
       -> scores q @ k^T (B, H, T, S) -> masked, scaled softmax -> dropout -> @ v (B, H, T, d_k)
       -> heads merged (B, T, D) -> output projection (B, T, D)
 
+In training everything between the two projections is one graph node (FusedAttention,
+hand-written backward on arrays); `attention_composed` spells the same computation
+with tensor ops and is what the node's double-backward differentiates. Incremental
+decoding, which keeps per-head keys/values in a cache, uses the composed ops.
+
 The parameters are laid out as torch.nn.MultiheadAttention's: `in_proj_weight`
 (3D, D) holds the q, k and v projections stacked by rows (head h uses rows
 h*d_k:(h+1)*d_k of each block), `in_proj_bias` (3D,), and `out_proj`.
@@ -20,6 +25,7 @@ import math
 import minigrad.functional as F
 import nn
 from minigrad import Function, Tensor, cat, is_grad_enabled
+from minigrad.autograd import grad as autograd_grad
 
 
 def _keys_first(xp, x):
@@ -32,6 +38,30 @@ def _keys_first(xp, x):
     return xp.ascontiguousarray(xp.moveaxis(x, -1, 0))
 
 
+def _masked_softmax_arrays(xp, scores, mask, scale):
+    """softmax(scale * scores) on raw arrays, blocked positions (mask True) exactly 0."""
+    x = scores * scale                                  # a fresh array: safe to edit in place below
+    if mask is not None:
+        xp.copyto(x, -xp.inf, where=mask)                 # mask broadcasts (B,1,1,S) or (B,1,T,T)
+    row_max = _keys_first(xp, x).max(axis=0)[..., None]  # exact: a max does not round
+    xp.copyto(row_max, 0, where=~xp.isfinite(row_max))  # all-blocked row: exp(-inf - 0) = 0
+    x -= row_max
+    xp.exp(x, out=x)
+    total = _keys_first(xp, x).sum(axis=0)[..., None]
+    xp.copyto(total, 1, where=total == 0)               # all-blocked row: 0 / 1 = 0 (copyto, not a
+                                                        # boolean-mask write: no host sync on CuPy)
+    x /= total
+    return x
+
+
+def _softmax_backward_arrays(xp, y, grad, scale):
+    """d softmax(scale * s) / ds on arrays: scale * y * (g - sum(g * y)); blocked entries (y = 0) get 0."""
+    gy = grad * y
+    gy -= y * _keys_first(xp, gy).sum(axis=0)[..., None]
+    gy *= scale
+    return gy
+
+
 class MaskedSoftmax(Function):
     """softmax(scale * scores), with blocked positions (mask True) taking probability exactly 0.
 
@@ -41,31 +71,15 @@ class MaskedSoftmax(Function):
     """
 
     def forward(self, scores, mask, scale):
-        xp = self.xp
         self.scale = scale
-        x = scores * scale                                  # a fresh array: safe to edit in place below
-        if mask is not None:
-            xp.copyto(x, -xp.inf, where=mask)                 # mask broadcasts (B,1,1,S) or (B,1,T,T)
-        row_max = _keys_first(xp, x).max(axis=0)[..., None]  # exact: a max does not round
-        xp.copyto(row_max, 0, where=~xp.isfinite(row_max))  # all-blocked row: exp(-inf - 0) = 0
-        x -= row_max
-        xp.exp(x, out=x)
-        total = _keys_first(xp, x).sum(axis=0)[..., None]
-        xp.copyto(total, 1, where=total == 0)               # all-blocked row: 0 / 1 = 0 (copyto, not a
-                                                            # boolean-mask write: no host sync on CuPy)
-        x /= total
-        self.save_for_backward(x)
-        return x
+        y = _masked_softmax_arrays(self.xp, scores, mask, scale)
+        self.save_for_backward(y)
+        return y
 
     def backward(self, grad):
-        # d softmax: y * (g - sum(g * y)); blocked entries have y = 0, so their gradient is 0.
         (y,) = self.saved_tensors
         if not is_grad_enabled():  # nothing to record: the same formula on arrays, in place
-            xp, y = self.xp, y.data
-            gy = grad.data * y
-            gy -= y * _keys_first(xp, gy).sum(axis=0)[..., None]
-            gy *= self.scale
-            return Tensor._make(gy, self.backend), None
+            return Tensor._make(_softmax_backward_arrays(self.xp, y.data, grad.data, self.scale), self.backend), None
         gy = grad * y
         return (gy - y * gy.sum(-1, keepdim=True)) * self.scale, None
 
@@ -82,6 +96,123 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, training=Fal
     """
     weights = masked_softmax(q @ k.mT, mask, 1.0 / math.sqrt(q.shape[-1]))
     return F.dropout(weights, dropout_p, training) @ v, weights
+
+
+def split_heads(x, n_parts, n_heads):
+    """(B, L, n_parts*D) -> n_parts tensors (B, H, L, d_k), with one reshape and one permute.
+
+    Works on Tensors and on raw arrays alike (both have reshape and transpose(axes)).
+    """
+    batch, length, width = x.shape
+    x = x.reshape(batch, length, n_parts, n_heads, width // (n_parts * n_heads))
+    x = x.permute(2, 0, 3, 1, 4) if isinstance(x, Tensor) else x.transpose(2, 0, 3, 1, 4)
+    return [x[i] for i in range(n_parts)]
+
+
+def merge_heads(x):
+    """(B, H, T, d_k) -> (B, T, H*d_k): the inverse of split_heads for one part."""
+    batch, heads, length, d_head = x.shape
+    x = x.transpose(1, 2) if isinstance(x, Tensor) else x.transpose(0, 2, 1, 3)
+    return x.reshape(batch, length, heads * d_head)
+
+
+class FusedAttention(Function):
+    """Everything between the input and output projections, as ONE graph node:
+
+        split heads -> q k^T -> masked, scaled softmax -> dropout -> @ v -> merge heads
+
+    Composed from tensor ops this is ~12 nodes forward and as many backward, each with
+    Python overhead and, for the three head slices, a full-size zero gradient each;
+    at small sizes that overhead is most of a training step. Here forward and backward
+    are written on raw arrays, and the q, k, v gradients land in one buffer.
+
+    Inputs: `queries` (B, T, D) or, for self-attention, (B, T, 3D) holding q, k and v with
+    `keys_values` None; else `keys_values` (B, S, 2D) holding k and v.
+    Under create_graph, backward differentiates the composed tensor ops instead (same
+    dropout mask), so second derivatives stay exact.
+    """
+
+    def forward(self, queries, keys_values, mask, n_heads, dropout_p, weights_out):
+        xp = self.xp
+        self.n_heads, self.dropout_scale = n_heads, 1.0 / (1.0 - dropout_p)
+        if keys_values is None:
+            q, k, v = split_heads(queries, 3, n_heads)
+        else:
+            (q,), (k, v) = split_heads(queries, 1, n_heads), split_heads(keys_values, 2, n_heads)
+        self.scale = 1.0 / math.sqrt(q.shape[-1])
+        weights = _masked_softmax_arrays(xp, q @ k.swapaxes(-1, -2), mask, self.scale)
+        keep = None
+        dropped = weights
+        if dropout_p > 0:
+            keep = self.backend.keep_mask(weights.shape, dropout_p)
+            dropped = weights * keep
+            dropped *= self.dropout_scale
+        self.save_for_backward(queries, keys_values, weights, keep)
+        self.mask = mask
+        weights_out.append(weights)
+        return merge_heads(dropped @ v)
+
+    def backward(self, grad):
+        queries, keys_values, weights, keep = self.saved_tensors
+        if is_grad_enabled():
+            return self._backward_composed(grad, queries, keys_values, keep)
+        xp = self.xp
+        queries, weights, g = queries.data, weights.data, grad.data
+        self_attention = keys_values is None
+        if self_attention:
+            q, k, v = split_heads(queries, 3, self.n_heads)
+        else:
+            keys_values = keys_values.data
+            (q,), (k, v) = split_heads(queries, 1, self.n_heads), split_heads(keys_values, 2, self.n_heads)
+        dropped = weights
+        if keep is not None:
+            dropped = weights * keep.data
+            dropped *= self.dropout_scale
+        (g_context,) = split_heads(g, 1, self.n_heads)                 # (B, H, T, d_k)
+        g_dropped = g_context @ v.swapaxes(-1, -2)
+        if keep is not None:
+            g_dropped *= keep.data
+            g_dropped *= self.dropout_scale
+        g_scores = _softmax_backward_arrays(xp, weights, g_dropped, self.scale)
+        # Each gradient is written straight into the head layout of its input: no zeros, no scatter.
+        if self_attention:
+            g_queries = g_keys_values = xp.empty_like(queries)
+            g_q, g_k, g_v = split_heads(g_queries, 3, self.n_heads)
+        else:
+            g_queries, g_keys_values = xp.empty_like(queries), xp.empty_like(keys_values)
+            (g_q,), (g_k, g_v) = split_heads(g_queries, 1, self.n_heads), split_heads(g_keys_values, 2, self.n_heads)
+        xp.matmul(g_scores, k, out=g_q)
+        xp.matmul(g_scores.swapaxes(-1, -2), q, out=g_k)
+        xp.matmul(dropped.swapaxes(-1, -2), g_context, out=g_v)
+        wrap = lambda array: Tensor._make(array, self.backend)  # noqa: E731
+        return wrap(g_queries), (None if self_attention else wrap(g_keys_values)), None
+
+    def _backward_composed(self, grad, queries, keys_values, keep):
+        """The same gradient through the composed, recorded tensor ops: differentiable again."""
+        inputs = [x for x in (queries, keys_values) if x is not None and x.requires_grad]
+        output = attention_composed(queries, keys_values, self.mask, self.n_heads, keep, self.dropout_scale)
+        grads = dict(zip(inputs, autograd_grad(output, inputs, grad, create_graph=True)))
+        return grads.get(queries), (grads.get(keys_values) if keys_values is not None else None), None
+
+
+def attention_composed(queries, keys_values, mask, n_heads, keep=None, dropout_scale=1.0):
+    """What FusedAttention computes, from tensor ops (a given dropout `keep` mask): its reference."""
+    if keys_values is None:
+        q, k, v = split_heads(queries, 3, n_heads)
+    else:
+        (q,), (k, v) = split_heads(queries, 1, n_heads), split_heads(keys_values, 2, n_heads)
+    weights = masked_softmax(q @ k.mT, mask, 1.0 / math.sqrt(q.shape[-1]))
+    if keep is not None:
+        weights = weights * keep * dropout_scale
+    return merge_heads(weights @ v)
+
+
+def fused_attention(queries, keys_values, mask, n_heads, dropout_p=0.0, training=False):
+    """Attention of projected inputs (see FusedAttention) -> (context (B, T, D), weights (B, H, T, S), no grad)."""
+    weights = []
+    context = FusedAttention.apply(queries, keys_values, mask, n_heads=n_heads,
+                                   dropout_p=dropout_p if training else 0.0, weights_out=weights)
+    return context, Tensor._make(weights[0], context.backend)
 
 
 class MultiHeadAttention(nn.Module):
@@ -103,34 +234,22 @@ class MultiHeadAttention(nn.Module):
         nn.init.zeros_(self.in_proj_bias)
         nn.init.zeros_(self.out_proj.bias)
 
-    # -- projections and head layout --------------------------------------------------------
-    def _heads(self, x, n_parts):
-        """(B, L, n_parts*D) -> n_parts tensors (B, H, L, d_k), with one reshape and one permute."""
-        batch, length, _ = x.shape
-        x = x.reshape(batch, length, n_parts, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
-        return [x[i] for i in range(n_parts)]
-
+    # -- projections ---------------------------------------------------------------------------
     def project_self(self, x):
-        """q, k, v of a self-attention input x (B, T, D): one (D -> 3D) GEMM."""
-        return self._heads(F.linear(x, self.in_proj_weight, self.in_proj_bias), 3)
+        """A self-attention input x (B, T, D) -> q, k, v side by side (B, T, 3D): one (D -> 3D) GEMM."""
+        return F.linear(x, self.in_proj_weight, self.in_proj_bias)
 
     def project_query(self, x):
         d = self.d_model
-        return self._heads(F.linear(x, self.in_proj_weight[:d], self.in_proj_bias[:d]), 1)[0]
+        return F.linear(x, self.in_proj_weight[:d], self.in_proj_bias[:d])
 
     def project_key_value(self, memory):
-        """k, v of the encoder's memory (B, S, D): one (D -> 2D) GEMM, done once per source when decoding."""
+        """The encoder's memory (B, S, D) -> k, v side by side (B, S, 2D): one (D -> 2D) GEMM, once per source
+        when decoding."""
         d = self.d_model
-        return self._heads(F.linear(memory, self.in_proj_weight[d:], self.in_proj_bias[d:]), 2)
+        return F.linear(memory, self.in_proj_weight[d:], self.in_proj_bias[d:])
 
     # -- attention ----------------------------------------------------------------------------
-    def attend(self, q, k, v, mask):
-        """Heads (B,H,T,d_k) x (B,H,S,d_k) -> output (B,T,D) and weights (B,H,T,S)."""
-        context, weights = scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training)
-        batch, _, length, _ = context.shape
-        merged = context.transpose(1, 2).reshape(batch, length, self.d_model)
-        return self.out_proj(merged), weights
-
     def forward(self, query, key_value, mask=None, cache=None):
         """query (B,T,D); key_value (B,S,D) (pass `query` itself for self-attention); mask (..,T,S), True = blocked.
 
@@ -138,21 +257,29 @@ class MultiHeadAttention(nn.Module):
         keys/values to the cached ones, and cross-attention computes the memory's keys/values only once.
         Returns (output (B,T,D), weights (B,H,T,S)).
         """
+        if cache is not None:
+            return self._forward_cached(query, key_value, mask, cache)
         if key_value is query:
-            q, k, v = self.project_self(query)
-            if cache is not None:
-                if "k" in cache:
-                    k, v = cat([cache["k"], k], dim=2), cat([cache["v"], v], dim=2)
-                cache["k"], cache["v"] = k, v
+            queries, keys_values = self.project_self(query), None
         else:
-            q = self.project_query(query)
-            if cache is not None and "k" in cache:
-                k, v = cache["k"], cache["v"]
-            else:
-                k, v = self.project_key_value(key_value)
-                if cache is not None:
-                    cache["k"], cache["v"] = k, v
-        return self.attend(q, k, v, mask)
+            queries, keys_values = self.project_query(query), self.project_key_value(key_value)
+        context, weights = fused_attention(queries, keys_values, mask, self.n_heads, self.dropout, self.training)
+        return self.out_proj(context), weights
+
+    def _forward_cached(self, query, key_value, mask, cache):
+        """Incremental decoding: heads split once, keys/values kept per head in `cache`."""
+        if key_value is query:
+            q, k, v = split_heads(self.project_self(query), 3, self.n_heads)
+            if "k" in cache:
+                k, v = cat([cache["k"], k], dim=2), cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        else:
+            (q,) = split_heads(self.project_query(query), 1, self.n_heads)
+            if "k" not in cache:
+                cache["k"], cache["v"] = split_heads(self.project_key_value(key_value), 2, self.n_heads)
+            k, v = cache["k"], cache["v"]
+        context, weights = scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training)
+        return self.out_proj(merge_heads(context)), weights
 
     def extra_repr(self):
         return f"d_model={self.d_model}, n_heads={self.n_heads}, dropout={self.dropout}"
