@@ -231,3 +231,23 @@ def test_fused_attention_matches_composed_ops_and_has_exact_first_and_second_der
     np.testing.assert_allclose(fused(*inputs).detach().numpy(), reference.detach().numpy(), rtol=1e-12)
     assert minigrad.gradcheck(fused, inputs)
     assert minigrad.gradgradcheck(fused, inputs)
+
+
+def test_fused_relu_dropout_matches_relu_then_dropout_with_exact_gradients():
+    from transformer.layers import relu_dropout
+
+    x = minigrad.tensor(np.random.default_rng(2).standard_normal((3, 5, 8)), requires_grad=True)
+
+    def fused(t):
+        minigrad.manual_seed(5)
+        return relu_dropout(t, 0.4, training=True)
+
+    def composed(t):
+        minigrad.manual_seed(5)
+        return minigrad.functional.dropout(minigrad.functional.relu(t), 0.4, training=True)
+
+    out = fused(x)
+    np.testing.assert_array_equal(out.detach().numpy(), composed(x).detach().numpy())
+    assert 0 < (out.detach().numpy() == 0).mean() < 1
+    assert minigrad.gradcheck(fused, [x])
+    assert minigrad.gradgradcheck(fused, [x])

@@ -15,6 +15,7 @@ Sub-module names follow torch.nn.TransformerEncoderLayer / TransformerDecoderLay
 """
 import minigrad.functional as F
 import nn
+from minigrad import Function, Tensor, is_grad_enabled
 
 from .attention import MultiHeadAttention
 
@@ -25,6 +26,39 @@ def _activation(name):
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]
+
+
+class ReluDropout(Function):
+    """dropout(relu(x)) as one graph node: one bool mask (kept by dropout AND positive) serves both.
+
+    The FFN's hidden activation is the widest tensor of a layer (d_ff wide); composed, relu and
+    dropout each make a pass and a node forward and backward. The random draw is the same one
+    F.dropout makes, so results do not change.
+    """
+
+    def forward(self, x, p):
+        self.scale = 1.0 / (1.0 - p)
+        passed = self.backend.keep_mask(x.shape, p)
+        passed &= x > 0
+        self.save_for_backward(passed)
+        y = x * passed
+        y *= self.scale
+        return y
+
+    def backward(self, grad):
+        (passed,) = self.saved_tensors
+        if not is_grad_enabled():
+            g = grad.data * passed.data
+            g *= self.scale
+            return Tensor._make(g, self.backend)
+        return grad * passed * self.scale
+
+
+def relu_dropout(x, p, training):
+    """dropout(relu(x), p, training), fused when dropout is active."""
+    if training and 0.0 < p < 1.0:
+        return ReluDropout.apply(x, p=p)
+    return F.dropout(F.relu(x), p, training)
 
 
 class FeedForward(nn.Module):
@@ -38,7 +72,10 @@ class FeedForward(nn.Module):
         self.activation = _activation(activation)
 
     def forward(self, x):
-        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+        hidden = self.linear1(x)
+        if self.activation is F.relu:
+            return self.linear2(relu_dropout(hidden, self.dropout.p, self.dropout.training))
+        return self.linear2(self.dropout(self.activation(hidden)))
 
 
 class EncoderLayer(nn.Module):
