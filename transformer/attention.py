@@ -38,16 +38,22 @@ def _keys_first(xp, x):
     return xp.ascontiguousarray(xp.moveaxis(x, -1, 0))
 
 
+def _sum_keys(xp, x):
+    """x (..., S) summed over the keys, keeping the dim: as a product with a ones vector, one
+    GEMV that reads x once (faster again than `_keys_first`, which copies before summing)."""
+    return x @ xp.ones((x.shape[-1], 1), dtype=x.dtype)
+
+
 def _masked_softmax_arrays(xp, scores, mask, scale):
     """softmax(scale * scores) on raw arrays, blocked positions (mask True) exactly 0."""
     x = scores * scale                                  # a fresh array: safe to edit in place below
-    if mask is not None:
-        xp.copyto(x, -xp.inf, where=mask)                 # mask broadcasts (B,1,1,S) or (B,1,T,T)
+    if mask is not None:                                # mask (B,1,1,S) or (B,1,T,T): as -inf / 0 at its
+        x += xp.where(mask, x.dtype.type(-xp.inf), x.dtype.type(0))  # own small size, then one broadcast add
     row_max = _keys_first(xp, x).max(axis=0)[..., None]  # exact: a max does not round
     xp.copyto(row_max, 0, where=~xp.isfinite(row_max))  # all-blocked row: exp(-inf - 0) = 0
     x -= row_max
     xp.exp(x, out=x)
-    total = _keys_first(xp, x).sum(axis=0)[..., None]
+    total = _sum_keys(xp, x)
     xp.copyto(total, 1, where=total == 0)               # all-blocked row: 0 / 1 = 0 (copyto, not a
                                                         # boolean-mask write: no host sync on CuPy)
     x /= total
@@ -57,7 +63,7 @@ def _masked_softmax_arrays(xp, scores, mask, scale):
 def _softmax_backward_arrays(xp, y, grad, scale):
     """d softmax(scale * s) / ds on arrays: scale * y * (g - sum(g * y)); blocked entries (y = 0) get 0."""
     gy = grad * y
-    gy -= y * _keys_first(xp, gy).sum(axis=0)[..., None]
+    gy -= y * _sum_keys(xp, gy)
     gy *= scale
     return gy
 
