@@ -61,12 +61,18 @@ class LayerNorm(Function):
     backward pass is itself differentiable.
     """
 
+    def _mean(self, a):
+        """Mean over the normalised dims, kept. Over one (usually short) last dim, NumPy's reduction
+        goes row by row; a matrix-vector product with a column of 1/D does the same sums in one GEMV."""
+        if len(self.axes) > 1:
+            return a.mean(axis=self.axes, keepdims=True)
+        return a @ self.xp.full((a.shape[-1], 1), 1.0 / a.shape[-1], dtype=a.dtype)
+
     def forward(self, x, weight, bias, axes, eps):
         self.axes, self.eps = axes, eps
         xp = self.xp
-        mean_ = x.mean(axis=axes, keepdims=True)
-        centered = x - mean_
-        variance = (centered * centered).mean(axis=axes, keepdims=True)
+        centered = x - self._mean(x)
+        variance = self._mean(centered * centered)
         rstd = 1 / xp.sqrt(variance + eps)
         normalized = centered * rstd
         self.save_for_backward(x, weight, normalized, rstd)
@@ -110,8 +116,8 @@ class LayerNorm(Function):
         grad_x = None
         if need_x:
             g = g * weight.data if weight is not None else g.copy()
-            projection = (g * normalized).mean(self.axes, keepdims=True)
-            g -= g.mean(self.axes, keepdims=True)
+            projection = self._mean(g * normalized)
+            g -= self._mean(g)
             g -= normalized * projection
             g *= rstd
             grad_x = wrap(g)

@@ -131,42 +131,15 @@ def reverse_batch(rng, n, symbols=range(4, 14), lengths=(3, 7)):
     return rows, minigrad.tensor(src), minigrad.tensor(tgt)
 
 
-class Adam:
-    """A minimal Adam (beta 0.9/0.98, eps 1e-9) so this test does not depend on minigrad.optim."""
-
-    def __init__(self, parameters, lr, betas=(0.9, 0.98), eps=1e-9):
-        self.parameters, self.param_groups, self.step_count = list(parameters), [{"lr": lr}], 0
-        self.m = [p.detach().xp.zeros_like(p.data) for p in self.parameters]
-        self.v = [p.detach().xp.zeros_like(p.data) for p in self.parameters]
-
-    def step(self):
-        self.step_count += 1
-        b1, b2 = 0.9, 0.98
-        for p, m, v in zip(self.parameters, self.m, self.v):
-            if p.grad is None:
-                continue
-            g = p.grad.data
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            m_hat, v_hat = m / (1 - b1 ** self.step_count), v / (1 - b2 ** self.step_count)
-            p.data -= self.param_groups[0]["lr"] * m_hat / (np.sqrt(v_hat) + 1e-9)
-
-
 @pytest.mark.slow
 def test_a_small_model_learns_to_reverse_held_out_sequences():
     minigrad.manual_seed(0)
     rng = np.random.default_rng(0)
     model = Transformer(14, 14, d_model=32, n_heads=4, d_ff=64, n_encoder_layers=2, n_decoder_layers=2, dropout=0.0,
                         max_len=16)
-    try:
-        from minigrad.optim import Adam as optimizer_class
-    except ImportError:
-        optimizer_class = Adam
-    optimizer = optimizer_class(model.parameters(), lr=3e-3, betas=(0.9, 0.98), eps=1e-9)
+    optimizer = minigrad.optim.Adam(model.parameters(), lr=3e-3, betas=(0.9, 0.98), eps=1e-9)
     model.train()
-    steps = 400
+    steps = 600  # 400 sufficed, narrowly: the margin keeps the test from hanging on rounding details
     for step in range(1, steps + 1):
         for group in optimizer.param_groups:  # 30 steps of warmup, then linear decay to 0
             group["lr"] = 3e-3 * min(1.0, step / 30) * (1 - step / (steps + 1))
