@@ -64,8 +64,6 @@ def make_batch(config, seed=0):
 
 # -- one framework per process ---------------------------------------------------------------------
 def run_minigrad(config, steps, warmup, decode_len, decode_batch):
-    import numpy as np
-
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     import minigrad
     import minigrad.functional as F

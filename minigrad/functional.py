@@ -136,8 +136,12 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 class Dropout(Function):
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
 
+    def keep_mask(self, x, p):
+        """Which elements survive (bool: a quarter of a float mask's memory); subclasses may narrow it."""
+        return self.backend.keep_mask(x.shape, p)
+
     def forward(self, x, p):
-        keep = self.backend.keep_mask(x.shape, p)  # bool: a quarter of a float mask's memory
+        keep = self.keep_mask(x, p)
         self.scale = 1.0 / (1.0 - p)
         self.save_for_backward(keep)
         y = x * keep

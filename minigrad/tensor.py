@@ -7,7 +7,6 @@ op, the graph node that made it (`.grad_fn`). Leaves made by the user with
 The math lives in `minigrad.ops`; the methods here only route to it, so that
 `x.sum(dim=1)` and `minigrad.sum(x, dim=1)` are one and the same.
 """
-import numbers
 
 from . import backend as _backend_module
 

@@ -7,7 +7,6 @@ terminal (one error line, a signal) run `python train.py` as a subprocess.
 import io
 import json
 import math
-import os
 import signal
 import subprocess
 import sys

@@ -15,7 +15,6 @@ Sub-module names follow torch.nn.TransformerEncoderLayer / TransformerDecoderLay
 """
 import minigrad.functional as F
 import nn
-from minigrad import Function, Tensor, is_grad_enabled
 
 from .attention import MultiHeadAttention
 
@@ -28,30 +27,18 @@ def _activation(name):
     return ACTIVATIONS[name]
 
 
-class ReluDropout(Function):
+class ReluDropout(F.Dropout):
     """dropout(relu(x)) as one graph node: one bool mask (kept by dropout AND positive) serves both.
 
     The FFN's hidden activation is the widest tensor of a layer (d_ff wide); composed, relu and
     dropout each make a pass and a node forward and backward. The random draw is the same one
-    F.dropout makes, so results do not change.
+    F.dropout makes, so results do not change; forward and backward are Dropout's.
     """
 
-    def forward(self, x, p):
-        self.scale = 1.0 / (1.0 - p)
-        passed = self.backend.keep_mask(x.shape, p)
+    def keep_mask(self, x, p):
+        passed = super().keep_mask(x, p)
         passed &= x > 0
-        self.save_for_backward(passed)
-        y = x * passed
-        y *= self.scale
-        return y
-
-    def backward(self, grad):
-        (passed,) = self.saved_tensors
-        if not is_grad_enabled():
-            g = grad.data * passed.data
-            g *= self.scale
-            return Tensor._make(g, self.backend)
-        return grad * passed * self.scale
+        return passed
 
 
 def relu_dropout(x, p, training):

@@ -8,7 +8,6 @@ import builtins
 from collections import namedtuple
 
 from ..autograd import Function
-from ..tensor import Tensor
 from .broadcast import broadcast_to
 from .elementwise import _no_grad, exp, log, sqrt
 
@@ -175,4 +174,4 @@ def any(x, dim=None, keepdim=False):
 
 
 __all__ = ["sum", "mean", "var", "std", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp",
-           "all", "any", "normalize_dims", "normalize_dim", "Tensor"]
+           "all", "any", "normalize_dims", "normalize_dim"]

@@ -4,7 +4,6 @@ None of them changes a value, so each backward only moves the gradient back
 into the input's layout.
 """
 from ..autograd import Function
-from ..tensor import Tensor
 from .promotion import promote
 from .reduction import normalize_dim, normalize_dims
 
@@ -225,4 +224,4 @@ def repeat(x, *sizes):
 
 
 __all__ = ["reshape", "view", "permute", "transpose", "swapaxes", "movedim", "squeeze", "unsqueeze", "flatten",
-           "cat", "concatenate", "stack", "split", "chunk", "repeat", "Tensor"]
+           "cat", "concatenate", "stack", "split", "chunk", "repeat"]
