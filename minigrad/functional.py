@@ -186,7 +186,7 @@ class EmbeddingBackward(Function):
         self.save_for_backward(ids)
         self.padding_idx = padding_idx
         result = self.xp.zeros((num_rows,) + grad.shape[ids.ndim:], dtype=grad.dtype)
-        self.backend.scatter_add(result, ids.reshape(-1), grad.reshape((-1,) + grad.shape[ids.ndim:]))
+        self.backend.scatter_add_rows(result, ids.reshape(-1), grad.reshape((-1,) + grad.shape[ids.ndim:]))
         if padding_idx is not None:
             result[padding_idx] = 0  # the padding row never learns
         return result

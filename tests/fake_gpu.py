@@ -346,6 +346,9 @@ class FakeGpuBackend(Backend):
             raise TypeError(f"scatter_add does not support {values.dtype} on the GPU")
         numpy.add.at(target._host, _unwrap(index, self.device_id), _unwrap(values, self.device_id))
 
+    def scatter_add_rows(self, target, rows, values):
+        self.scatter_add(target, rows, values)  # as CuPy's backend does
+
     def erf(self, x):
         return FakeArray(Backend.erf(self, x._host), self.device_id)
 

@@ -289,3 +289,16 @@ def test_losses_refuse_out_of_range_targets_other_than_ignore_index(loss_fn, tar
     ignored = loss_fn(logits, minigrad.tensor([2, -1]), ignore_index=-1)  # -1 as ignore_index is fine
     expected = loss_fn(logits[0:1], minigrad.tensor([2]))
     np.testing.assert_allclose(ignored.item(), expected.item(), rtol=1e-6)
+
+
+def test_embedding_backward_adds_repeated_ids_and_handles_no_ids():
+    weight = minigrad.randn(5, 3, dtype=minigrad.float64, requires_grad=True)
+    ids = minigrad.tensor([[1, 1, 4], [0, 1, 4]])
+    upstream = minigrad.randn(2, 3, 3, dtype=minigrad.float64)
+    (F.embedding(ids, weight) * upstream).sum().backward()
+    expected = np.zeros((5, 3))
+    np.add.at(expected, ids.numpy().reshape(-1), upstream.numpy().reshape(-1, 3))
+    np.testing.assert_allclose(weight.grad.numpy(), expected, rtol=0, atol=1e-12)
+    weight.grad = None
+    F.embedding(minigrad.zeros(2, 0, dtype=minigrad.int64), weight).sum().backward()
+    assert not weight.grad.numpy().any()
