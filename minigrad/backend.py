@@ -8,10 +8,20 @@ and nowhere else, so that the GPU path is the CPU path.
 A device is named by a string: "cpu" (NumPy) or "cuda" / "cuda:N" (CuPy).
 Tests register a simulated device that follows CuPy's rules (see tests/fake_gpu.py).
 """
+import ctypes
 import math
 import os
+import platform
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
-import numpy
+# OpenBLAS's idle threads spin for 2**28 cycles (about 0.1 s) after each matrix product before
+# they sleep, holding a core that minigrad's elementwise threads (parallel_for) then wait for;
+# 2**20 cycles (well under a millisecond) still bridges back-to-back products. OpenBLAS reads
+# this when it loads, so it only applies when NumPy is imported after minigrad; a value you set wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
+import numpy  # noqa: E402
 
 _DEFAULT_SEED = 0
 
@@ -53,6 +63,42 @@ class Backend:
         starts = numpy.flatnonzero(numpy.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
         target[sorted_rows[starts]] += numpy.add.reduceat(values[order], starts, axis=0)
 
+    # -- elementwise work on every core ----------------------------------------------
+    def parallel_for(self, kernel, rows, row_size, passes=1):
+        """Call kernel(start, stop) on blocks of range(rows) that together cover it, using every thread.
+
+        A NumPy ufunc runs on one core but releases the GIL while it loops, so blocks of rows
+        handed to a few threads keep every core busy: the big elementwise passes of a step (the
+        loss over a tokens x vocabulary matrix, attention, Adam over millions of weights) take
+        about half the time on two cores. Blocks of about a megabyte (`row_size` elements per
+        row) also keep a kernel's several passes in the cache. `kernel` must only write its own
+        rows. Jobs under about a millisecond (rows x row_size x `passes`, the kernel's passes
+        over each element) run inline: a worker may wait that long for a core that BLAS's
+        threads still hold after a matrix product.
+        """
+        threads = get_num_threads()
+        block_rows = max(1, _BLOCK_ELEMENTS // max(row_size, 1))
+        parallel = (threads > 1 and rows * row_size * passes >= _PARALLEL_MIN_WORK
+                    and not getattr(_thread_state, "is_worker", False))  # a kernel's own parallel_for runs inline
+        if parallel:
+            block_rows = min(block_rows, -(-rows // threads))  # at least one block per thread
+        blocks = [(start, min(start + block_rows, rows)) for start in range(0, rows, block_rows)]
+        if not parallel or len(blocks) == 1:
+            for start, stop in blocks:
+                kernel(start, stop)
+            return
+
+        def run(share):
+            for start, stop in share:
+                kernel(start, stop)
+
+        threads = min(threads, len(blocks))
+        shares = [blocks[len(blocks) * t // threads:len(blocks) * (t + 1) // threads] for t in range(threads)]
+        futures = [_thread_pool(threads - 1).submit(run, share) for share in shares[1:]]
+        run(shares[0])  # this thread takes a share too
+        for future in futures:
+            future.result()  # re-raises a kernel's exception here
+
     def erf(self, x):
         try:
             from scipy.special import erf
@@ -74,13 +120,30 @@ class Backend:
         return _drawn_as(self.rng.standard_normal, shape, dtype)
 
     def keep_mask(self, shape, p):
-        """A bool array whose elements are True with probability 1 - p (dropout's mask)."""
-        # 32 raw random bits per element compared with p * 2**32 -- the same distribution as
-        # comparing a uniform float with p (to within 2**-32), at two thirds of the cost.
-        size = int(numpy.prod(shape))
-        bits = self.rng.bit_generator.random_raw((size + 1) // 2).view(numpy.uint32)[:size]
+        """A bool array whose elements are True with probability 1 - p (dropout's mask).
+
+        Each element compares 32 raw random bits with p * 2**32 -- the same distribution as
+        comparing a uniform float with p (to within 2**-32), at a third of the cost. Blocks of
+        the draw run on all threads: each jumps a copy of the generator ahead to its own place
+        in the stream (PCG64.advance), so the bits are exactly those of one sequential draw.
+        """
+        size = math.prod(shape)
+        draws = (size + 1) // 2  # 64 bits per draw: two elements
+        mask = numpy.empty(2 * draws, dtype=bool)
         threshold = numpy.uint32(min(round(p * 2 ** 32), 2 ** 32 - 1))
-        return (bits >= threshold).reshape(shape)
+        stream = self.rng.bit_generator
+        start_state = stream.state
+
+        def draw(start, stop):
+            generator = _thread_bit_generator()
+            generator.state = start_state
+            generator.advance(start)
+            bits = generator.random_raw(stop - start).view(numpy.uint32)
+            numpy.greater_equal(bits, threshold, out=mask[2 * start:2 * stop])
+
+        self.parallel_for(draw, draws, 2, passes=3)  # a draw costs about three simple passes
+        stream.advance(draws)
+        return mask[:size].reshape(shape)
 
     def randint(self, low, high, shape, dtype):
         return self.rng.integers(low, high, size=shape, dtype=dtype)
@@ -138,6 +201,9 @@ class CupyBackend(Backend):
     def scatter_add_rows(self, target, rows, values):
         self.scatter_add(target, rows, values)  # atomic adds are the fast way on a GPU
 
+    def parallel_for(self, kernel, rows, row_size, passes=1):
+        kernel(0, rows)  # a GPU kernel already runs on every core: one launch over all rows
+
     def erf(self, x):
         from cupyx.scipy.special import erf
 
@@ -175,6 +241,98 @@ class CupyBackend(Backend):
         # CuPy runs kernels on the *current* GPU; ops do not switch devices per call, so "cuda:1"
         # works when it is the current device -- set_default_device("cuda:1") makes it so.
         self._cuda_device.use()
+
+
+# -- CPU threads -------------------------------------------------------------------------
+_BLOCK_ELEMENTS = 1 << 18           # rows per block of parallel_for: about 1 MB of float32
+_PARALLEL_MIN_WORK = 1 << 20        # element-passes; below this (about a millisecond) one thread
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_num_threads = None
+_pool, _pool_size = None, 0
+
+
+def _threads_from_environment():
+    """The BLAS libraries' own setting when one is given (so that both follow one knob), else the usable cores."""
+    for variable in _THREAD_VARIABLES:
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """Threads minigrad's elementwise kernels use on the CPU (torch.get_num_threads)."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _threads_from_environment()
+    return _num_threads
+
+
+def set_num_threads(threads):
+    """Use `threads` threads for elementwise kernels on the CPU (torch.set_num_threads). Matrix
+    products run in NumPy's BLAS, whose threads are set by $OPENBLAS_NUM_THREADS / $OMP_NUM_THREADS."""
+    global _num_threads
+    if int(threads) < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {threads}")
+    _num_threads = int(threads)
+
+
+def _thread_pool(workers):
+    global _pool, _pool_size
+    if _pool is None or _pool_size < workers:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(workers, thread_name_prefix="minigrad", initializer=_mark_worker)
+        _pool_size = workers
+    return _pool
+
+
+def _mark_worker():
+    _thread_state.is_worker = True
+
+
+def _forget_pool_after_fork():
+    """A forked child has none of the parent's threads: it must start its own pool, not wait on the old one."""
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
+
+
+_thread_state = threading.local()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _thread_bit_generator():
+    """A PCG64 owned by the calling thread, for keep_mask's blocks (a new one costs a seeding)."""
+    generator = getattr(_thread_state, "bit_generator", None)
+    if generator is None:
+        generator = _thread_state.bit_generator = numpy.random.PCG64(0)
+    return generator
+
+
+def _keep_freed_host_memory():
+    """Ask glibc's malloc to keep freed blocks of up to 1 GiB for reuse instead of unmapping them.
+
+    A training step allocates and frees the same large arrays every step (a tokens x vocabulary
+    matrix of logits is 65 MB at base size). By default glibc hands blocks over 32 MB straight
+    back to the kernel, so the next step pays page faults and zero-filling for all of it again
+    (10-20% of a step in benchmarks/transformer_step.py on a 2-core machine). Set MINIGRAD_KEEP_FREED_MEMORY=0 to leave malloc as it is.
+    """
+    if os.environ.get("MINIGRAD_KEEP_FREED_MEMORY", "1") == "0" or platform.libc_ver()[0] != "glibc":
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    mallopt(m_mmap_threshold, 1 << 30)
+    mallopt(m_trim_threshold, 1 << 30)
+
+
+_keep_freed_host_memory()
 
 
 # -- the registry of devices --------------------------------------------------------

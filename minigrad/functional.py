@@ -4,6 +4,8 @@ losses built from them: cross_entropy, nll_loss, mse_loss.
 
 Layers in `nn` are thin wrappers that own the parameters and call these.
 """
+import math
+
 from . import backend as _backend_module
 from .autograd import Function, is_grad_enabled
 from .tensor import Tensor
@@ -19,7 +21,10 @@ class Linear(Function):
         x2 = x.reshape(-1, x.shape[-1])
         y = x2 @ weight.T
         if bias is not None:
-            y += bias
+            def add_bias(start, stop):
+                y[start:stop] += bias
+
+            self.backend.parallel_for(add_bias, y.shape[0], y.shape[1])
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, grad):
@@ -41,8 +46,13 @@ class Linear(Function):
         wrap = lambda array: Tensor._make(array, self.backend)  # noqa: E731
         grad_x = wrap((g2 @ weight.data).reshape(x.shape)) if need_x else None
         grad_w = wrap(g2.T @ x.data.reshape(-1, x.shape[-1])) if need_w else None
-        grad_b = wrap(g2.sum(0)) if need_b else None
+        grad_b = wrap(_column_sums(g2, self.xp)) if need_b else None
         return grad_x, grad_w, grad_b
+
+
+def _column_sums(matrix, xp):
+    """matrix.sum(0) as a vector-matrix product: BLAS runs it on every core, NumPy's sum on one."""
+    return xp.ones(matrix.shape[0], dtype=matrix.dtype) @ matrix
 
 
 def linear(x, weight, bias=None):
@@ -61,25 +71,32 @@ class LayerNorm(Function):
     backward pass is itself differentiable.
     """
 
-    def _mean(self, a):
-        """Mean over the normalised dims, kept. Over one (usually short) last dim, NumPy's reduction
-        goes row by row; a matrix-vector product with a column of 1/D does the same sums in one GEMV."""
-        if len(self.axes) > 1:
-            return a.mean(axis=self.axes, keepdims=True)
-        return a @ self.xp.full((a.shape[-1], 1), 1.0 / a.shape[-1], dtype=a.dtype)
-
     def forward(self, x, weight, bias, axes, eps):
         self.axes, self.eps = axes, eps
         xp = self.xp
-        centered = x - self._mean(x)
-        variance = self._mean(centered * centered)
-        rstd = 1 / xp.sqrt(variance + eps)
-        normalized = centered * rstd
-        self.save_for_backward(x, weight, normalized, rstd)
-        y = normalized * weight if weight is not None else normalized.copy()
-        if bias is not None:
-            y += bias
-        return y
+        features = math.prod(x.shape[x.ndim - len(axes):])
+        rows_in = x.reshape(-1, features)  # the normalised dims flattened: one row per normalised slice
+        scale = weight.reshape(features) if weight is not None else None
+        shift = bias.reshape(features) if bias is not None else None
+        y, normalized = xp.empty_like(rows_in), xp.empty_like(rows_in)
+        rstd = xp.empty((rows_in.shape[0], 1), dtype=rows_in.dtype)
+
+        def rows(start, stop):
+            n = normalized[start:stop]
+            xp.subtract(rows_in[start:stop], _row_means(xp, rows_in[start:stop]), out=n)
+            rstd[start:stop] = 1 / xp.sqrt(_row_means(xp, n * n) + eps)
+            n *= rstd[start:stop]
+            if scale is not None:
+                xp.multiply(n, scale, out=y[start:stop])
+            else:
+                y[start:stop] = n
+            if shift is not None:
+                y[start:stop] += shift
+
+        self.backend.parallel_for(rows, rows_in.shape[0], features, passes=6)
+        kept = x.shape[:x.ndim - len(axes)] + (1,) * len(axes)
+        self.save_for_backward(x, weight, normalized.reshape(x.shape), rstd.reshape(kept))
+        return y.reshape(x.shape)
 
     def _normalized(self, x, normalized, rstd):
         if not is_grad_enabled():
@@ -105,23 +122,45 @@ class LayerNorm(Function):
         return grad_x, grad_w, grad_b
 
     def _backward_arrays(self, grad, weight, normalized, rstd):
-        """The same formulas as `backward`, on raw arrays and in place where possible: without
-        create_graph nothing needs recording, and the dozen small Tensor ops cost more than the math."""
+        """The same formulas as `backward`, on raw arrays, row block by row block, in place where
+        possible: without create_graph nothing needs recording, and a dozen small Tensor ops
+        would cost more than the math."""
         need_x, need_w, need_b = self.needs_input_grad
-        g, normalized, rstd = grad.data, normalized.data, rstd.data
-        lead = tuple(range(g.ndim - len(self.axes)))
-        wrap = lambda array: Tensor._make(array, self.backend)  # noqa: E731
-        grad_w = wrap((g * normalized).sum(lead)) if need_w else None
-        grad_b = wrap(g.sum(lead)) if need_b else None
-        grad_x = None
-        if need_x:
-            g = g * weight.data if weight is not None else g.copy()
-            projection = self._mean(g * normalized)
-            g -= self._mean(g)
-            g -= normalized * projection
-            g *= rstd
-            grad_x = wrap(g)
-        return grad_x, grad_w, grad_b
+        xp = self.xp
+        features = math.prod(normalized.shape[normalized.ndim - len(self.axes):])
+        g2, n2 = grad.data.reshape(-1, features), normalized.data.reshape(-1, features)
+        r2 = rstd.data.reshape(-1, 1)
+        scale = weight.data.reshape(features) if weight is not None else None
+        g_times_n = xp.empty_like(g2) if need_w else None
+        grad_x = xp.empty_like(g2) if need_x else None
+
+        def rows(start, stop):
+            g, n = g2[start:stop], n2[start:stop]
+            if need_w:
+                xp.multiply(g, n, out=g_times_n[start:stop])
+            if need_x:
+                gx = grad_x[start:stop]
+                if scale is not None:
+                    xp.multiply(g, scale, out=gx)
+                else:
+                    gx[...] = g
+                projection = _row_means(xp, gx * n)
+                gx -= _row_means(xp, gx)
+                gx -= n * projection
+                gx *= r2[start:stop]
+
+        self.backend.parallel_for(rows, g2.shape[0], features, passes=8)
+        affine_shape = normalized.shape[normalized.ndim - len(self.axes):]
+        wrap = lambda array, shape: Tensor._make(array.reshape(shape), self.backend)  # noqa: E731
+        return (wrap(grad_x, grad.shape) if need_x else None,
+                wrap(_column_sums(g_times_n, xp), affine_shape) if need_w else None,
+                wrap(_column_sums(g2, xp), affine_shape) if need_b else None)
+
+
+def _row_means(xp, rows):
+    """Mean of each row, kept as a column. NumPy reduces short rows one at a time; a product
+    with a column of 1/D (one GEMV) does the same sums in one call."""
+    return rows @ xp.full((rows.shape[-1], 1), 1.0 / rows.shape[-1], dtype=rows.dtype)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -144,17 +183,26 @@ class Dropout(Function):
         keep = self.keep_mask(x, p)
         self.scale = 1.0 / (1.0 - p)
         self.save_for_backward(keep)
-        y = x * keep
-        y *= self.scale
-        return y
+        return self._masked(x, keep)
 
     def backward(self, grad):
         (keep,) = self.saved_tensors
         if not is_grad_enabled():
-            g = grad.data * keep.data
-            g *= self.scale
-            return Tensor._make(g, self.backend)
+            return Tensor._make(self._masked(grad.data, keep.data), self.backend)
         return grad * keep * self.scale
+
+    def _masked(self, values, keep):
+        """values * keep * scale in one pass per block, on every core (dropout's forward and backward)."""
+        result = self.xp.empty(values.shape, dtype=values.dtype)
+        flat_values, flat_keep, flat_result = values.reshape(-1), keep.reshape(-1), result.reshape(-1)
+
+        def block(start, stop):
+            out = flat_result[start:stop]
+            self.xp.multiply(flat_values[start:stop], flat_keep[start:stop], out=out)
+            out *= self.scale
+
+        self.backend.parallel_for(block, flat_values.size, 1)
+        return result
 
 
 def dropout(x, p=0.5, training=True):
@@ -296,21 +344,28 @@ class CrossEntropy(Function):
     def forward(self, logits, target, ignore_index, label_smoothing, reduction):
         xp = self.xp
         self.label_smoothing, self.reduction = label_smoothing, reduction
-        rows = xp.arange(logits.shape[0])
-        row_max = logits.max(axis=-1, keepdims=True)
-        row_max = xp.where(xp.isfinite(row_max), row_max, 0)
-        probs = logits - row_max  # shifted logits; turned into the softmax in place below (one (N, C) array)
         keep = target != ignore_index
         safe_target = xp.where(keep, target, 0)
-        picked = probs[rows, safe_target]
-        shifted_mean = probs.mean(axis=-1) if label_smoothing > 0 else None
-        xp.exp(probs, out=probs)
-        total = probs.sum(axis=-1, keepdims=True)
-        log_total = xp.log(total)[:, 0]
-        loss = log_total - picked  # -log_softmax at the target
-        if label_smoothing > 0:
-            mean_log_prob = shifted_mean - log_total
-            loss = (1 - label_smoothing) * loss - label_smoothing * mean_log_prob
+        probs = xp.empty_like(logits)  # the softmax, kept for backward
+        loss = xp.empty(logits.shape[0], dtype=logits.dtype)
+
+        def rows(start, stop):  # every pass over a block of rows while it sits in the cache
+            block, p = logits[start:stop], probs[start:stop]
+            row_max = block.max(axis=-1, keepdims=True)
+            row_max = xp.where(xp.isfinite(row_max), row_max, 0)
+            xp.subtract(block, row_max, out=p)  # shifted logits, turned into the softmax in place
+            picked = p[xp.arange(stop - start), safe_target[start:stop]]
+            shifted_mean = p.mean(axis=-1) if label_smoothing > 0 else None
+            xp.exp(p, out=p)
+            total = p.sum(axis=-1, keepdims=True)
+            log_total = xp.log(total)[:, 0]
+            row_loss = log_total - picked  # -log_softmax at the target
+            if label_smoothing > 0:
+                row_loss = (1 - label_smoothing) * row_loss - label_smoothing * (shifted_mean - log_total)
+            loss[start:stop] = row_loss
+            p /= total
+
+        self.backend.parallel_for(rows, logits.shape[0], logits.shape[1], passes=8)
         loss = xp.where(keep, loss, 0).astype(logits.dtype, copy=False)
         kept = keep.sum().astype(logits.dtype)
         self.weight = keep.astype(logits.dtype)  # each row's weight in the reduction, before grad's
@@ -321,7 +376,6 @@ class CrossEntropy(Function):
             result = loss.sum()
         else:
             result = loss
-        probs /= total  # the softmax, kept for backward
         self.save_for_backward(logits, probs, safe_target)
         return result
 
@@ -339,13 +393,18 @@ class CrossEntropy(Function):
         return (probs - target_distribution) * weight.unsqueeze(-1), None
 
     def _gradient_array(self, probs, target, grad):
-        """w_i * (p_i - q_i) with q_i = (1 - s) one_hot(t_i) + s / C: two passes, no (N, C) target array."""
-        weight = self.weight * grad  # (N,); grad is 0-d for "mean" and "sum", (N,) for "none"
-        result = probs * weight[:, None]
+        """w_i * (p_i - q_i) with q_i = (1 - s) one_hot(t_i) + s / C: no (N, C) target array is built."""
+        xp = self.xp
+        weight = (self.weight * grad)[:, None]  # grad is 0-d for "mean" and "sum", (N,) for "none"
         s, classes = self.label_smoothing, probs.shape[-1]
-        if s > 0:
-            result -= (weight * (s / classes))[:, None]
-        result[self.xp.arange(probs.shape[0]), target] -= weight * (1 - s)
+        result = xp.empty_like(probs)
+
+        def rows(start, stop):
+            xp.subtract(probs[start:stop], s / classes, out=result[start:stop])
+            result[start:stop] *= weight[start:stop]
+
+        self.backend.parallel_for(rows, probs.shape[0], classes, passes=2)
+        result[xp.arange(probs.shape[0]), target] -= weight[:, 0] * (1 - s)
         return result
 
 

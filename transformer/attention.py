@@ -44,9 +44,9 @@ def _sum_keys(xp, x):
     return x @ xp.ones((x.shape[-1], 1), dtype=x.dtype)
 
 
-def _masked_softmax_arrays(xp, scores, mask, scale):
+def _masked_softmax_arrays(xp, scores, mask, scale, out=None):
     """softmax(scale * scores) on raw arrays, blocked positions (mask True) exactly 0."""
-    x = scores * scale                                  # a fresh array: safe to edit in place below
+    x = xp.multiply(scores, scale, out=out)             # a fresh array (or `out`): safe to edit in place
     if mask is not None:                                # mask (B,1,1,S) or (B,1,T,T): as -inf / 0 at its
         x += xp.where(mask, x.dtype.type(-xp.inf), x.dtype.type(0))  # own small size, then one broadcast add
     row_max = _keys_first(xp, x).max(axis=0)[..., None]  # exact: a max does not round
@@ -140,23 +140,37 @@ class FusedAttention(Function):
 
     def forward(self, queries, keys_values, mask, n_heads, dropout_p, weights_out):
         xp = self.xp
-        self.n_heads, self.dropout_scale = n_heads, 1.0 / (1.0 - dropout_p)
-        if keys_values is None:
-            q, k, v = split_heads(queries, 3, n_heads)
-        else:
-            (q,), (k, v) = split_heads(queries, 1, n_heads), split_heads(keys_values, 2, n_heads)
-        self.scale = 1.0 / math.sqrt(q.shape[-1])
-        weights = _masked_softmax_arrays(xp, q @ k.swapaxes(-1, -2), mask, self.scale)
-        keep = None
-        dropped = weights
-        if dropout_p > 0:
-            keep = self.backend.keep_mask(weights.shape, dropout_p)
-            dropped = weights * keep
-            dropped *= self.dropout_scale
+        self.n_heads, self.dropout_scale, self.mask = n_heads, 1.0 / (1.0 - dropout_p), mask
+        batch, length = queries.shape[:2]
+        width = queries.shape[2] // (3 if keys_values is None else 1)
+        key_length = length if keys_values is None else keys_values.shape[1]
+        self.scale = 1.0 / math.sqrt(width // n_heads)
+        weights = xp.empty((batch, n_heads, length, key_length), dtype=queries.dtype)
+        keep = self.backend.keep_mask(weights.shape, dropout_p) if dropout_p > 0 else None
+        context = xp.empty((batch, length, width), dtype=queries.dtype)
+
+        def sentences(start, stop):  # a block of the batch; blocks run on all cores
+            q, k, v = self._heads(queries, keys_values, start, stop)
+            w = _masked_softmax_arrays(xp, q @ k.swapaxes(-1, -2), _batch_rows(mask, start, stop), self.scale,
+                                       out=weights[start:stop])
+            if keep is not None:
+                w = w * keep[start:stop]
+                w *= self.dropout_scale
+            (context_heads,) = split_heads(context[start:stop], 1, self.n_heads)  # a view: heads merge as written
+            xp.matmul(w, v, out=context_heads)
+
+        self.backend.parallel_for(sentences, batch, weights[0].size, passes=12)
         self.save_for_backward(queries, keys_values, weights, keep)
-        self.mask = mask
         weights_out.append(weights)
-        return merge_heads(dropped @ v)
+        return context
+
+    def _heads(self, queries, keys_values, start, stop):
+        """q, k, v (b, H, L, d_k) of sentences start..stop, as views of the projections."""
+        if keys_values is None:
+            return split_heads(queries[start:stop], 3, self.n_heads)
+        (q,), (k, v) = split_heads(queries[start:stop], 1, self.n_heads), \
+            split_heads(keys_values[start:stop], 2, self.n_heads)
+        return q, k, v
 
     def backward(self, grad):
         queries, keys_values, weights, keep = self.saved_tensors
@@ -165,31 +179,31 @@ class FusedAttention(Function):
         xp = self.xp
         queries, weights, g = queries.data, weights.data, grad.data
         self_attention = keys_values is None
-        if self_attention:
-            q, k, v = split_heads(queries, 3, self.n_heads)
-        else:
-            keys_values = keys_values.data
-            (q,), (k, v) = split_heads(queries, 1, self.n_heads), split_heads(keys_values, 2, self.n_heads)
-        dropped = weights
-        if keep is not None:
-            dropped = weights * keep.data
-            dropped *= self.dropout_scale
-        (g_context,) = split_heads(g, 1, self.n_heads)                 # (B, H, T, d_k)
-        g_dropped = g_context @ v.swapaxes(-1, -2)
-        if keep is not None:
-            g_dropped *= keep.data
-            g_dropped *= self.dropout_scale
-        g_scores = _softmax_backward_arrays(xp, weights, g_dropped, self.scale)
+        keys_values = None if self_attention else keys_values.data
+        keep = None if keep is None else keep.data
         # Each gradient is written straight into the head layout of its input: no zeros, no scatter.
-        if self_attention:
-            g_queries = g_keys_values = xp.empty_like(queries)
-            g_q, g_k, g_v = split_heads(g_queries, 3, self.n_heads)
-        else:
-            g_queries, g_keys_values = xp.empty_like(queries), xp.empty_like(keys_values)
-            (g_q,), (g_k, g_v) = split_heads(g_queries, 1, self.n_heads), split_heads(g_keys_values, 2, self.n_heads)
-        xp.matmul(g_scores, k, out=g_q)
-        xp.matmul(g_scores.swapaxes(-1, -2), q, out=g_k)
-        xp.matmul(dropped.swapaxes(-1, -2), g_context, out=g_v)
+        g_queries = xp.empty_like(queries)
+        g_keys_values = g_queries if self_attention else xp.empty_like(keys_values)
+
+        def sentences(start, stop):
+            q, k, v = self._heads(queries, keys_values, start, stop)
+            g_q, g_k, g_v = self._heads(g_queries, None if self_attention else g_keys_values, start, stop)
+            w = weights[start:stop]
+            dropped = w
+            if keep is not None:
+                dropped = w * keep[start:stop]
+                dropped *= self.dropout_scale
+            (g_context,) = split_heads(g[start:stop], 1, self.n_heads)       # (b, H, T, d_k)
+            g_dropped = g_context @ v.swapaxes(-1, -2)
+            if keep is not None:
+                g_dropped *= keep[start:stop]
+                g_dropped *= self.dropout_scale
+            g_scores = _softmax_backward_arrays(xp, w, g_dropped, self.scale)
+            xp.matmul(g_scores, k, out=g_q)
+            xp.matmul(g_scores.swapaxes(-1, -2), q, out=g_k)
+            xp.matmul(dropped.swapaxes(-1, -2), g_context, out=g_v)
+
+        self.backend.parallel_for(sentences, weights.shape[0], weights[0].size, passes=16)
         wrap = lambda array: Tensor._make(array, self.backend)  # noqa: E731
         return wrap(g_queries), (None if self_attention else wrap(g_keys_values)), None
 
@@ -199,6 +213,13 @@ class FusedAttention(Function):
         output = attention_composed(queries, keys_values, self.mask, self.n_heads, keep, self.dropout_scale)
         grads = dict(zip(inputs, autograd_grad(output, inputs, grad, create_graph=True)))
         return grads.get(queries), (grads.get(keys_values) if keys_values is not None else None), None
+
+
+def _batch_rows(mask, start, stop):
+    """The mask for sentences start..stop: its own rows, or all of it when it broadcasts over the batch."""
+    if mask is None or mask.ndim < 4 or mask.shape[0] == 1:
+        return mask
+    return mask[start:stop]
 
 
 def attention_composed(queries, keys_values, mask, n_heads, keep=None, dropout_scale=1.0):
