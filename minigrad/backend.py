@@ -76,6 +76,9 @@ class Backend:
         over each element) run inline: a worker may wait that long for a core that BLAS's
         threads still hold after a matrix product.
         """
+        if rows * row_size <= _BLOCK_ELEMENTS and rows * row_size * passes < _PARALLEL_MIN_WORK:
+            kernel(0, rows)  # small: one block, this thread (the common case at small model sizes)
+            return
         threads = get_num_threads()
         block_rows = max(1, _BLOCK_ELEMENTS // max(row_size, 1))
         parallel = (threads > 1 and rows * row_size * passes >= _PARALLEL_MIN_WORK

@@ -171,6 +171,72 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     return LayerNorm.apply(x, weight, bias, axes=axes, eps=eps)
 
 
+# -- the exit of a post-LN sub-layer ---------------------------------------------------------
+class DropoutAddLayerNorm(LayerNorm):
+    """layer_norm(residual + dropout(x)) as one node: how every sub-layer of a post-LN Transformer ends.
+
+    Composed it is three nodes (dropout, add, layer_norm) and two full-size intermediate arrays;
+    here the sum is formed block by block and normalised while it is in the cache, and backward
+    is LayerNorm's plus one masked copy for x (the residual's gradient is the sum's). Under
+    create_graph the composed ops are differentiated instead, with the same mask, so second
+    derivatives stay exact.
+    """
+
+    def forward(self, x, residual, weight, bias, p, axes, eps):
+        xp = self.xp
+        keep = self.backend.keep_mask(x.shape, p)
+        self.dropout_scale = 1.0 / (1.0 - p)
+        summed = xp.empty_like(x)
+        flat_x, flat_residual, flat_keep, flat_summed = (a.reshape(-1) for a in (x, residual, keep, summed))
+
+        def block(start, stop):
+            out = flat_summed[start:stop]
+            xp.multiply(flat_x[start:stop], flat_keep[start:stop], out=out)
+            out *= self.dropout_scale
+            out += flat_residual[start:stop]
+
+        self.backend.parallel_for(block, flat_summed.size, 1, passes=3)
+        y = super().forward(summed, weight, bias, axes, eps)  # saves (summed, weight, normalized, rstd)
+        self.save_for_backward(*self._to_save, keep, x, residual, bias)
+        return y
+
+    def backward(self, grad):
+        _, weight, normalized, rstd, keep, x, residual, bias = self.saved_tensors
+        if is_grad_enabled():
+            return self._backward_composed(grad, keep, x, residual, weight, bias)
+        need_x, need_residual, need_w, need_b = self.needs_input_grad
+        self.needs_input_grad = (True, need_w, need_b)  # as LayerNorm sees it: its input is the sum
+        grad_summed, grad_w, grad_b = self._backward_arrays(grad, weight, normalized, rstd)
+        grad_x = None
+        if need_x:
+            grad_x = grad_summed.data * keep.data
+            grad_x *= self.dropout_scale
+            grad_x = Tensor._make(grad_x, self.backend)
+        return grad_x, (grad_summed if need_residual else None), grad_w, grad_b
+
+    def _backward_composed(self, grad, keep, x, residual, weight, bias):
+        """The gradient through the composed, recorded ops: differentiable again."""
+        from .autograd import grad as autograd_grad
+
+        inputs = [t for t in (x, residual, weight, bias) if t is not None and t.requires_grad]
+        shape = x.shape[x.ndim - len(self.axes):]
+        output = layer_norm(residual + x * keep * self.dropout_scale, shape, weight, bias, self.eps)
+        grads = dict(zip(inputs, autograd_grad(output, inputs, grad, create_graph=True)))
+        return tuple(grads.get(t) if t is not None else None for t in (x, residual, weight, bias))
+
+
+def dropout_add_layer_norm(x, residual, p, normalized_shape, weight=None, bias=None, eps=1e-5, training=True):
+    """layer_norm(residual + dropout(x, p, training), normalized_shape, weight, bias, eps), as one node
+    when dropout is active and x and the residual have one shape and dtype (else composed)."""
+    if not (training and 0.0 < p < 1.0) or x.shape != residual.shape or x.dtype != residual.dtype:
+        return layer_norm(residual + dropout(x, p, training), normalized_shape, weight, bias, eps)
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
+        raise ValueError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape {normalized_shape}")
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    return DropoutAddLayerNorm.apply(x, residual, weight, bias, p=p, axes=axes, eps=eps)
+
+
 # -- dropout --------------------------------------------------------------------------------
 class Dropout(Function):
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""

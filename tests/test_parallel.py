@@ -181,3 +181,13 @@ def _sum_in_blocks():
     total = np.zeros(4096)
     get_backend("cpu").parallel_for(lambda start, stop: total.__setitem__(slice(start, stop), 4096), 4096, 4096)
     return int(total.sum())
+
+
+def test_dropout_add_layer_norm_in_blocks(threads):
+    def compute():
+        rng = np.random.default_rng(6)
+        x, residual, w, b = _leaf(rng, 40, 50, 600), _leaf(rng, 40, 50, 600), _leaf(rng, 600), _leaf(rng, 600)
+        y = F.dropout_add_layer_norm(x, residual, 0.2, 600, w, b)
+        (y * y).sum().backward()
+        return y, x.grad, residual.grad, w.grad, b.grad
+    _same_with_one_and_four_threads(threads, compute)

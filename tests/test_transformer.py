@@ -251,3 +251,45 @@ def test_fused_relu_dropout_matches_relu_then_dropout_with_exact_gradients():
     assert 0 < (out.detach().numpy() == 0).mean() < 1
     assert minigrad.gradcheck(fused, [x])
     assert minigrad.gradgradcheck(fused, [x])
+
+
+@pytest.mark.parametrize("shape, normalized_shape", [((3, 5, 8), 8), ((2, 3, 4, 6), (4, 6))])
+def test_fused_dropout_add_layer_norm_matches_the_composed_ops(shape, normalized_shape):
+    rng = np.random.default_rng(4)
+    leaf = lambda *s: minigrad.tensor(rng.standard_normal(s), requires_grad=True)  # noqa: E731
+    affine = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+    x, residual, weight, bias = leaf(*shape), leaf(*shape), leaf(*affine), leaf(*affine)
+    F = minigrad.functional
+
+    def fused(x, residual, weight, bias):
+        minigrad.manual_seed(7)
+        return F.dropout_add_layer_norm(x, residual, 0.3, normalized_shape, weight, bias)
+
+    def composed(x, residual, weight, bias):
+        minigrad.manual_seed(7)
+        return F.layer_norm(residual + F.dropout(x, 0.3), normalized_shape, weight, bias)
+
+    inputs = (x, residual, weight, bias)
+    out = fused(*inputs)
+    assert out.grad_fn is not None and type(out.grad_fn).__name__ == "DropoutAddLayerNorm"
+    np.testing.assert_allclose(out.detach().numpy(), composed(*inputs).detach().numpy(), rtol=1e-12, atol=1e-12)
+    upstream = minigrad.tensor(rng.standard_normal(shape))
+    ours = minigrad.grad((fused(*inputs) * upstream).sum(), inputs)
+    theirs = minigrad.grad((composed(*inputs) * upstream).sum(), inputs)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    assert minigrad.gradcheck(fused, inputs)
+    assert minigrad.gradgradcheck(fused, inputs)
+
+
+def test_dropout_add_layer_norm_falls_back_to_the_composed_ops():
+    """Eval mode, p = 0 and a broadcast residual take the composed path (same numbers, torch's broadcasting)."""
+    F = minigrad.functional
+    x = minigrad.tensor(np.random.default_rng(5).standard_normal((2, 3, 4)), requires_grad=True)
+    row = minigrad.tensor(np.arange(4.0))
+    for residual, p, training in ((x * 2, 0.5, False), (x * 2, 0.0, True), (row, 0.5, False)):
+        out = F.dropout_add_layer_norm(x, residual, p, 4, training=training)
+        expected = F.layer_norm(residual + x, 4)
+        np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(), rtol=1e-12)
+    out = F.dropout_add_layer_norm(x, row, 0.5, 4, training=True)  # broadcast residual while training
+    assert out.shape == (2, 3, 4) and type(out.grad_fn).__name__ == "LayerNorm"

@@ -48,6 +48,14 @@ def relu_dropout(x, p, training):
     return F.dropout(F.relu(x), p, training)
 
 
+def add_and_norm(x, sublayer_output, dropout, norm):
+    """norm(x + dropout(sublayer_output)), the post-LN residual exit: one fused graph node while
+    training (F.dropout_add_layer_norm), the same numbers as calling the two modules (whose
+    forward methods, and hooks on them, are bypassed)."""
+    return F.dropout_add_layer_norm(sublayer_output, x, dropout.p, norm.normalized_shape, norm.weight, norm.bias,
+                                    norm.eps, training=dropout.training)
+
+
 class FeedForward(nn.Module):
     """Position-wise FFN(x) = linear2(dropout(act(linear1(x)))): (B, T, D) -> (B, T, d_ff) -> (B, T, D)."""
 
@@ -85,8 +93,8 @@ class EncoderLayer(nn.Module):
             x = x + self.dropout2(self.feed_forward(self.norm2(x)))
         else:
             attended, weights = self.self_attn(x, x, src_mask)
-            x = self.norm1(x + self.dropout1(attended))
-            x = self.norm2(x + self.dropout2(self.feed_forward(x)))
+            x = add_and_norm(x, attended, self.dropout1, self.norm1)
+            x = add_and_norm(x, self.feed_forward(x), self.dropout2, self.norm2)
         return x, weights
 
 
@@ -119,10 +127,10 @@ class DecoderLayer(nn.Module):
             y = y + self.dropout3(self.feed_forward(self.norm3(y)))
         else:
             attended, self_weights = self.self_attn(y, y, tgt_mask, self_cache)
-            y = self.norm1(y + self.dropout1(attended))
+            y = add_and_norm(y, attended, self.dropout1, self.norm1)
             attended, cross_weights = self.multihead_attn(y, memory, src_mask, cross_cache)
-            y = self.norm2(y + self.dropout2(attended))
-            y = self.norm3(y + self.dropout3(self.feed_forward(y)))
+            y = add_and_norm(y, attended, self.dropout2, self.norm2)
+            y = add_and_norm(y, self.feed_forward(y), self.dropout3, self.norm3)
         return y, self_weights, cross_weights
 
 
