@@ -5,8 +5,9 @@
 
 Each framework runs in its own subprocess with the same thread count, shapes,
 padding, dropout 0.1 and label-smoothed cross-entropy; a step is forward,
-backward and an Adam update. Reported: median ms/step over --steps steps after
---warmup steps, target tokens/s, the minigrad/PyTorch ratio, peak memory (growth
+backward and an Adam update. The two processes take turns (--round-steps steps
+each), so a shared machine that changes speed during the run affects both alike.
+Reported: median ms/step over --steps steps after --warmup steps, target tokens/s, the minigrad/PyTorch ratio, peak memory (growth
 of the peak RSS over the process's RSS before the model was built), greedy
 decoding tokens/s with and without the key/value cache (--decode-batch sentences,
 30 tokens each), and how the step compares with its matrix-product floor: the
@@ -63,7 +64,8 @@ def make_batch(config, seed=0):
 
 
 # -- one framework per process ---------------------------------------------------------------------
-def run_minigrad(config, steps, warmup, decode_len, decode_batch):
+def minigrad_session(config, decode_len, decode_batch):
+    """(step, finish): one training step, and what is measured once the timing is over."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     import minigrad
     import minigrad.functional as F
@@ -87,21 +89,27 @@ def run_minigrad(config, steps, warmup, decode_len, decode_batch):
         optimizer.step()
         return loss.item()
 
-    times = _time(step, steps, warmup)
-    peak = _peak_rss_mb() - rss_before
-    decode = {}
-    for cached in (True, False):  # eos_id=-1 is never produced: every sentence runs to decode_len tokens
-        def run():
-            return greedy_decode(model, src[:decode_batch or batch], max_len=decode_len, bos_id=BOS, eos_id=-1,
-                                 use_cache=cached)
-        tokens = sum(len(s) for s in run())  # the first run warms up
-        elapsed = statistics.median(_time(run, 3, 0))
-        decode["cached" if cached else "uncached"] = tokens / elapsed
-    return {"times": times, "peak_mb": peak, "decode_tokens_per_s": decode,
-            "tokens": int((tgt_out_np != PAD).sum()), "gemm_floor_ms": gemm_floor_ms(config)}
+    def finish():
+        peak = _peak_rss_mb() - rss_before
+        return {"peak_mb": peak, "decode_tokens_per_s": decode_speeds(), "tokens": int((tgt_out_np != PAD).sum()),
+                "gemm_floor_ms": gemm_floor_ms(config)}
+
+    def decode_speeds():
+        decode = {}
+        for cached in (True, False):  # eos_id=-1 is never produced: every sentence runs to decode_len tokens
+            def run():
+                return greedy_decode(model, src[:decode_batch or batch], max_len=decode_len, bos_id=BOS, eos_id=-1,
+                                     use_cache=cached)
+            tokens = sum(len(s) for s in run())  # the first run warms up
+            elapsed = statistics.median(_time(run, 3))
+            decode["cached" if cached else "uncached"] = tokens / elapsed
+        return decode
+
+    return step, finish
 
 
-def run_torch(config, steps, warmup, threads):
+def torch_session(config, threads):
+    """(step, finish) for the same model in PyTorch eager."""
     import math
 
     import torch
@@ -149,13 +157,10 @@ def run_torch(config, steps, warmup, threads):
         optimizer.step()
         return loss.item()
 
-    times = _time(step, steps, warmup)
-    return {"times": times, "peak_mb": _peak_rss_mb() - rss_before}
+    return step, lambda: {"peak_mb": _peak_rss_mb() - rss_before}
 
 
-def _time(step, steps, warmup):
-    for _ in range(warmup):
-        step()
+def _time(step, steps):
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -207,27 +212,92 @@ def gemm_floor_ms(config, repeats=5):
     return total * 1000
 
 
-def _subprocess(framework, name, args):
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(args.threads)
-    if not args.keep_openblas_coretype:
-        # A forced OpenBLAS core type (set on some machines) slows current NumPy; PyTorch ignores it.
-        env.pop("OPENBLAS_CORETYPE", None)
-        env.pop("OPENBLAS_L2_SIZE", None)
-    command = [sys.executable, __file__, "--worker", framework, "--config", name, "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--threads", str(args.threads), "--decode-len", str(args.decode_len),
-               "--decode-batch", str(args.decode_batch)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+# -- the two frameworks, interleaved ----------------------------------------------------------------
+def worker(framework, name, args):
+    """Build, warm up, then answer the driver: "steps N" -> N step times; "finish" -> the rest, and exit."""
+    config = CONFIGS[name]
+    if framework == "minigrad":
+        step, finish = minigrad_session(config, args.decode_len, args.decode_batch)
+    else:
+        step, finish = torch_session(config, args.threads)
+    _time(step, args.warmup)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command = line.split()
+        if command[0] == "steps":
+            print(json.dumps(_time(step, int(command[1]))), flush=True)
+        else:
+            print(json.dumps(finish()), flush=True)
+            return
+
+
+class Worker:
+    """One framework in its own process with the benchmark's thread settings."""
+
+    def __init__(self, framework, name, args):
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(args.threads)
+        if not args.keep_openblas_coretype:
+            # A forced OpenBLAS core type (set on some machines) slows current NumPy; PyTorch ignores it.
+            env.pop("OPENBLAS_CORETYPE", None)
+            env.pop("OPENBLAS_L2_SIZE", None)
+        command = [sys.executable, __file__, "--worker", framework, "--config", name, "--warmup", str(args.warmup),
+                   "--threads", str(args.threads), "--decode-len", str(args.decode_len),
+                   "--decode-batch", str(args.decode_batch)]
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        self.result = {"times": []}
+        self._read()  # "ready" (or the error that stopped it)
+
+    def _read(self):
+        line = self.process.stdout.readline()
+        if not line:
+            error = self.process.stderr.read().strip().splitlines()
+            self.result = {"error": error[-1] if error else "failed"}
+            return None
+        return line
+
+    def steps(self, count):
+        if "error" in self.result:
+            return
+        self.process.stdin.write(f"steps {count}\n")
+        self.process.stdin.flush()
+        line = self._read()
+        if line is not None:
+            self.result["times"] += json.loads(line)
+
+    def finish(self):
+        if "error" not in self.result:
+            self.process.stdin.write("finish\n")
+            self.process.stdin.flush()
+            line = self._read()
+            if line is not None:
+                self.result.update(json.loads(line))
+        self.process.kill()
+        self.process.wait()
+        return self.result
+
+
+def measure(name, args, frameworks=("minigrad", "torch")):
+    """Time both frameworks in alternating rounds of --round-steps steps, so that a machine that
+    speeds up or slows down during the run (shared hosts do) moves both medians alike."""
+    workers = [Worker(framework, name, args) for framework in frameworks]
+    done = 0
+    while done < args.steps:
+        count = min(args.round_steps, args.steps - done)
+        for w in workers:
+            time.sleep(0.2)  # let the other framework's idle threads stop spinning first
+            w.steps(count)
+        done += count
+    return [w.finish() for w in workers]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="all", choices=["all"] + list(CONFIGS))
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per framework (at least 10)")
+    parser.add_argument("--round-steps", type=int, default=5, help="steps per turn when alternating frameworks")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--decode-len", type=int, default=30)
@@ -238,23 +308,15 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--worker", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
     if args.worker:
-        config = CONFIGS[args.config]
-        if args.worker == "minigrad":
-            result = run_minigrad(config, args.steps, args.warmup, args.decode_len, args.decode_batch)
-        else:
-            result = run_torch(config, args.steps, args.warmup, args.threads)
-        print(json.dumps(result))
+        worker(args.worker, args.config, args)
         return
 
     names = list(CONFIGS) if args.config == "all" else [args.config]
     rows = []
     for name in names:
-        ours = _subprocess("minigrad", name, args)
-        theirs = _subprocess("torch", name, args)
-        row = {"config": name, "minigrad": ours, "torch": theirs}
-        rows.append(row)
+        ours, theirs = measure(name, args)
+        rows.append({"config": name, "minigrad": ours, "torch": theirs})
         print(format_row(name, ours, theirs), flush=True)
     if args.json:
         with open(args.json, "w") as out:
@@ -270,8 +332,8 @@ def format_row(name, ours, theirs):
             f"(step/floor {ms / ours['gemm_floor_ms']:.2f})  decode cached {ours['decode_tokens_per_s']['cached']:.0f} "
             f"tok/s, uncached {ours['decode_tokens_per_s']['uncached']:.0f} tok/s "
             f"({ours['decode_tokens_per_s']['cached'] / ours['decode_tokens_per_s']['uncached']:.1f}x)")
-    if "error" in theirs:
-        return line + f" | torch: {theirs['error']}"
+    if "error" in theirs or not theirs["times"]:
+        return line + f" | torch: {theirs.get('error', 'no times')}"
     torch_ms = statistics.median(theirs["times"]) * 1000
     return line + (f" | torch {torch_ms:8.1f} ms/step, peak +{theirs['peak_mb']:.0f} MB | ratio minigrad/torch "
                    f"{ms / torch_ms:.2f}, memory ratio {ours['peak_mb'] / max(theirs['peak_mb'], 1e-9):.2f}")

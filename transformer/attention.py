@@ -294,7 +294,34 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(context), weights
 
     def _forward_cached(self, query, key_value, mask, cache):
-        """Incremental decoding: heads split once, keys/values kept per head in `cache`."""
+        """Incremental decoding: heads split once, keys/values kept per head in `cache`.
+
+        While decoding (no gradients, no dropout) the attention between the projections runs on
+        raw arrays: a step is one token's worth of math, and the dozen tensor ops of the
+        composed path would cost more than it.
+        """
+        if is_grad_enabled() or (self.training and self.dropout > 0):
+            return self._forward_cached_ops(query, key_value, mask, cache)
+        backend = query.backend
+        xp = backend.xp
+        wrap = lambda array: Tensor._make(array, backend)  # noqa: E731
+        if key_value is query:
+            q, k, v = split_heads(self.project_self(query).data, 3, self.n_heads)
+            if "k" in cache:
+                k, v = xp.concatenate([cache["k"].data, k], axis=2), xp.concatenate([cache["v"].data, v], axis=2)
+            cache["k"], cache["v"] = wrap(k), wrap(v)
+        else:
+            (q,) = split_heads(self.project_query(query).data, 1, self.n_heads)
+            if "k" not in cache:
+                cache["k"], cache["v"] = (wrap(a) for a in split_heads(self.project_key_value(key_value).data, 2,
+                                                                       self.n_heads))
+            k, v = cache["k"].data, cache["v"].data
+        mask = mask.data if isinstance(mask, Tensor) else mask
+        weights = _masked_softmax_arrays(xp, q @ k.swapaxes(-1, -2), mask, 1.0 / math.sqrt(self.d_head))
+        return self.out_proj(wrap(merge_heads(weights @ v))), wrap(weights)
+
+    def _forward_cached_ops(self, query, key_value, mask, cache):
+        """The same as _forward_cached, from recorded tensor ops (when gradients are wanted)."""
         if key_value is query:
             q, k, v = split_heads(self.project_self(query), 3, self.n_heads)
             if "k" in cache:

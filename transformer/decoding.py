@@ -33,8 +33,8 @@ class _Stepper:
         self.model, self.memory, self.src, self.src_mask = model, memory, src, src_mask
         self.cache = model.new_cache() if use_cache else None
 
-    def log_probs(self, prefix, position):
-        """prefix (N, position + 1) ids -> (N, V) log-probabilities of the next token (padding blocked)."""
+    def logits(self, prefix, position):
+        """prefix (N, position + 1) ids -> (N, V) scores of the next token, padding blocked (-inf)."""
         model = self.model
         if self.cache is not None:
             logits = model.decode_step(prefix[:, -1], self.memory, self.src_mask, self.cache, position)
@@ -42,7 +42,11 @@ class _Stepper:
             # Re-run the decoder over the whole prefix; only the last position needs the generator.
             logits = model.generator(model.decode_hidden(prefix, self.memory, self.src, self.src_mask)[:, -1])
         logits[:, model.pad_id] = -math.inf
-        return F.log_softmax(logits, -1)
+        return logits
+
+    def log_probs(self, prefix, position):
+        """The same as log-probabilities (what beam search adds up)."""
+        return F.log_softmax(self.logits(prefix, position), -1)
 
     def reorder(self, index):
         """Follow the beams that survived: row i of the batch now continues row index[i]."""
@@ -83,7 +87,7 @@ def greedy_decode(model, src, max_len, bos_id, eos_id, use_cache=True):
         prefix = minigrad.full((src.shape[0], 1), bos_id, dtype=minigrad.int64, device=src.device)
         finished = minigrad.zeros(src.shape[0], dtype=minigrad.bool, device=src.device)
         for position in range(max_len):
-            token = stepper.log_probs(prefix, position).argmax(-1)                # (B,)
+            token = stepper.logits(prefix, position).argmax(-1)  # (B,): softmax keeps the order, so no softmax
             prefix = minigrad.cat([prefix, token.unsqueeze(1)], dim=1)
             finished = finished | (token == eos_id)
             if finished.all().item():
