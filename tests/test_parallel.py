@@ -1,4 +1,6 @@
 """Kernels split into row blocks across threads (Backend.parallel_for) give the results of one thread."""
+import math
+
 import numpy as np
 import pytest
 
@@ -59,22 +61,45 @@ def test_thread_count_follows_the_blas_setting(monkeypatch):
     assert minigrad.get_num_threads() == 3
 
 
+def _reference_keep_mask(bit_generator, size, p):
+    """Element i kept iff its 32-bit number (top 16 bits from one sequential draw, low 16 bits drawn
+    afterwards for the elements whose top bits tie with the threshold's) is >= p * 2**32."""
+    threshold = min(round(p * 2 ** 32), 2 ** 32 - 1)
+    top = bit_generator.random_raw(-(-size // 4)).view(np.uint16)[:size].astype(np.int64)
+    tied = np.flatnonzero(top == threshold >> 16)
+    number = top << 16
+    if tied.size:
+        number[tied] += bit_generator.random_raw(-(-tied.size // 4)).view(np.uint16)[:tied.size]
+    number[np.setdiff1d(np.arange(size), tied)] += 2 ** 16 - 1  # top bits above/below decide alone
+    return number >= threshold
+
+
 @pytest.mark.parametrize("count", [1, 2, 4])
 def test_dropout_masks_are_one_sequential_draw(threads, count):
     """Blocks jump ahead in the PCG64 stream: the mask is the same whatever the thread count,
-    and the generator ends where a single draw would leave it."""
+    ties are resolved in stream order, and the generator ends where a single draw would leave it."""
     threads(count)
     seed = 5 + count  # a new mask each run: a block left undrawn cannot hold a stale copy of the right bits
     minigrad.manual_seed(seed)
     backend = get_backend("cpu")
-    mask = backend.keep_mask((1023, 1031), 0.25)
+    size = 2047 * 1031
+    mask = backend.keep_mask((2047, 1031), 0.25)
     after = backend.keep_mask((3,), 0.5)
     reference = np.random.Generator(np.random.PCG64(seed)).bit_generator
-    size = 1023 * 1031
-    bits = reference.random_raw((size + 1) // 2).view(np.uint32)[:size]
-    assert (mask.ravel() == (bits >= np.uint32(2 ** 30))).all()
-    assert (after == (reference.random_raw(2).view(np.uint32)[:3] >= np.uint32(2 ** 31))).all()
-    assert abs(mask.mean() - 0.75) < 0.01
+    expected = _reference_keep_mask(reference, size, 0.25)
+    assert (mask.ravel() == expected).all()
+    assert (after == _reference_keep_mask(reference, 3, 0.5)).all()
+    assert abs(mask.mean() - 0.75) < 0.005
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 1e-9, 1 - 1e-9])
+def test_dropout_masks_keep_each_element_with_probability_one_minus_p(p):
+    """Ties between the drawn top bits and the threshold's occur (about 30 in 2M elements) and
+    are resolved; the keep rate matches 1 - p to within sampling error."""
+    minigrad.manual_seed(11)
+    mask = get_backend("cpu").keep_mask((2048, 1024), p)
+    n = mask.size
+    assert abs(mask.mean() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n) + 1e-6
 
 
 def _run_with_threads(threads, count, compute):
