@@ -267,14 +267,20 @@ class MultiHeadAttention(nn.Module):
         return F.linear(x, self.in_proj_weight, self.in_proj_bias)
 
     def project_query(self, x):
-        d = self.d_model
-        return F.linear(x, self.in_proj_weight[:d], self.in_proj_bias[:d])
+        return F.linear(x, *self._in_proj_rows(0, self.d_model))
 
     def project_key_value(self, memory):
         """The encoder's memory (B, S, D) -> k, v side by side (B, S, 2D): one (D -> 2D) GEMM, once per source
         when decoding."""
-        d = self.d_model
-        return F.linear(memory, self.in_proj_weight[d:], self.in_proj_bias[d:])
+        return F.linear(memory, *self._in_proj_rows(self.d_model, 3 * self.d_model))
+
+    def _in_proj_rows(self, start, stop):
+        """Rows start..stop of the stacked projection's weight and bias: recorded slices when gradients
+        are on, plain views of the arrays otherwise (no graph op per decoding step)."""
+        weight, bias = self.in_proj_weight, self.in_proj_bias
+        if is_grad_enabled():
+            return weight[start:stop], bias[start:stop]
+        return Tensor._make(weight.data[start:stop], weight.backend), Tensor._make(bias.data[start:stop], bias.backend)
 
     # -- attention ----------------------------------------------------------------------------
     def forward(self, query, key_value, mask=None, cache=None):
