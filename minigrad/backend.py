@@ -83,22 +83,22 @@ class Backend:
         block_rows = max(1, _BLOCK_ELEMENTS // max(row_size, 1))
         parallel = (threads > 1 and rows * row_size * passes >= _PARALLEL_MIN_WORK
                     and not getattr(_thread_state, "is_worker", False))  # a kernel's own parallel_for runs inline
-        if parallel:
-            block_rows = min(block_rows, -(-rows // threads))  # at least one block per thread
+        if parallel:  # several blocks per thread, so that a thread that starts late takes fewer of them
+            block_rows = min(block_rows, -(-rows // (threads * _BLOCKS_PER_THREAD)))
         blocks = [(start, min(start + block_rows, rows)) for start in range(0, rows, block_rows)]
         if not parallel or len(blocks) == 1:
             for start, stop in blocks:
                 kernel(start, stop)
             return
 
-        def run(share):
-            for start, stop in share:
+        queue = iter(blocks)  # shared: each thread takes the next block when it is free (next() holds the GIL)
+
+        def run():
+            for start, stop in queue:
                 kernel(start, stop)
 
-        threads = min(threads, len(blocks))
-        shares = [blocks[len(blocks) * t // threads:len(blocks) * (t + 1) // threads] for t in range(threads)]
-        futures = [_thread_pool(threads - 1).submit(run, share) for share in shares[1:]]
-        run(shares[0])  # this thread takes a share too
+        futures = [_thread_pool(threads - 1).submit(run) for _ in range(min(threads, len(blocks)) - 1)]
+        run()  # this thread works too
         for future in futures:
             future.result()  # re-raises a kernel's exception here
 
@@ -260,6 +260,7 @@ class CupyBackend(Backend):
 # -- CPU threads -------------------------------------------------------------------------
 _BLOCK_ELEMENTS = 1 << 18           # rows per block of parallel_for: about 1 MB of float32
 _PARALLEL_MIN_WORK = 1 << 20        # element-passes; below this (about a millisecond) one thread
+_BLOCKS_PER_THREAD = 2          # blocks handed out per thread: a late-starting thread takes fewer
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _num_threads = None
 _pool, _pool_size = None, 0
