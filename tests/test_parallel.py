@@ -109,10 +109,13 @@ def _run_with_threads(threads, count, compute):
 
 
 def _same_with_one_and_four_threads(threads, compute):
+    """Equal up to rounding (float64): row means are GEMVs, and BLAS may group a dot product's terms
+    differently when a block starts at another row, so the last bits can differ (as in PyTorch,
+    results may change with the thread count); a wrong or missing block would be off by O(1)."""
     one = _run_with_threads(threads, 1, compute)
     four = _run_with_threads(threads, 4, compute)
     for a, b in zip(one, four):
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 def _leaf(rng, *shape):
