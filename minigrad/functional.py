@@ -121,11 +121,11 @@ class LayerNorm(Function):
                              - normalized * (g * normalized).mean(self.axes, keepdim=True))
         return grad_x, grad_w, grad_b
 
-    def _backward_arrays(self, grad, weight, normalized, rstd):
+    def _backward_arrays(self, grad, weight, normalized, rstd, needs=None):
         """The same formulas as `backward`, on raw arrays, row block by row block, in place where
         possible: without create_graph nothing needs recording, and a dozen small Tensor ops
-        would cost more than the math."""
-        need_x, need_w, need_b = self.needs_input_grad
+        would cost more than the math. `needs`: which of (x, weight, bias) want a gradient."""
+        need_x, need_w, need_b = needs or self.needs_input_grad
         xp = self.xp
         features = math.prod(normalized.shape[normalized.ndim - len(self.axes):])
         g2, n2 = grad.data.reshape(-1, features), normalized.data.reshape(-1, features)
@@ -205,8 +205,8 @@ class DropoutAddLayerNorm(LayerNorm):
         if is_grad_enabled():
             return self._backward_composed(grad, keep, x, residual, weight, bias)
         need_x, need_residual, need_w, need_b = self.needs_input_grad
-        self.needs_input_grad = (True, need_w, need_b)  # as LayerNorm sees it: its input is the sum
-        grad_summed, grad_w, grad_b = self._backward_arrays(grad, weight, normalized, rstd)
+        grad_summed, grad_w, grad_b = self._backward_arrays(grad, weight, normalized, rstd,
+                                                            needs=(True, need_w, need_b))  # LayerNorm's input: the sum
         grad_x = None
         if need_x:
             grad_x = grad_summed.data * keep.data

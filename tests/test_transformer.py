@@ -293,3 +293,16 @@ def test_dropout_add_layer_norm_falls_back_to_the_composed_ops():
         np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(), rtol=1e-12)
     out = F.dropout_add_layer_norm(x, row, 0.5, 4, training=True)  # broadcast residual while training
     assert out.shape == (2, 3, 4) and type(out.grad_fn).__name__ == "LayerNorm"
+
+
+def test_dropout_add_layer_norm_backward_twice_with_retain_graph():
+    F = minigrad.functional
+    rng = np.random.default_rng(6)
+    x, residual = (minigrad.tensor(rng.standard_normal((4, 8)), requires_grad=True) for _ in range(2))
+    weight = minigrad.tensor(rng.standard_normal(8), requires_grad=True)
+    y = (F.dropout_add_layer_norm(x, residual, 0.3, 8, weight) ** 2).sum()
+    y.backward(retain_graph=True)
+    first = [t.grad.numpy().copy() for t in (x, residual, weight)]
+    y.backward()
+    for t, once in zip((x, residual, weight), first):
+        np.testing.assert_allclose(t.grad.numpy(), 2 * once, rtol=1e-12)
