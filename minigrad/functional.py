@@ -209,9 +209,8 @@ class DropoutAddLayerNorm(LayerNorm):
                                                             needs=(True, need_w, need_b))  # LayerNorm's input: the sum
         grad_x = None
         if need_x:
-            grad_x = grad_summed.data * keep.data
-            grad_x *= self.dropout_scale
-            grad_x = Tensor._make(grad_x, self.backend)
+            grad_x = Tensor._make(_masked_scaled(self.backend, grad_summed.data, keep.data, self.dropout_scale),
+                                  self.backend)
         return grad_x, (grad_summed if need_residual else None), grad_w, grad_b
 
     def _backward_composed(self, grad, keep, x, residual, weight, bias):
@@ -249,26 +248,26 @@ class Dropout(Function):
         keep = self.keep_mask(x, p)
         self.scale = 1.0 / (1.0 - p)
         self.save_for_backward(keep)
-        return self._masked(x, keep)
+        return _masked_scaled(self.backend, x, keep, self.scale)
 
     def backward(self, grad):
         (keep,) = self.saved_tensors
         if not is_grad_enabled():
-            return Tensor._make(self._masked(grad.data, keep.data), self.backend)
+            return Tensor._make(_masked_scaled(self.backend, grad.data, keep.data, self.scale), self.backend)
         return grad * keep * self.scale
 
-    def _masked(self, values, keep):
-        """values * keep * scale in one pass per block, on every core (dropout's forward and backward)."""
-        result = self.xp.empty(values.shape, dtype=values.dtype)
-        flat_values, flat_keep, flat_result = values.reshape(-1), keep.reshape(-1), result.reshape(-1)
+def _masked_scaled(backend, values, keep, scale):
+    """values * keep * scale in one pass per block, on every core (dropout's forward and backward)."""
+    result = backend.xp.empty(values.shape, dtype=values.dtype)
+    flat_values, flat_keep, flat_result = values.reshape(-1), keep.reshape(-1), result.reshape(-1)
 
-        def block(start, stop):
-            out = flat_result[start:stop]
-            self.xp.multiply(flat_values[start:stop], flat_keep[start:stop], out=out)
-            out *= self.scale
+    def block(start, stop):
+        out = flat_result[start:stop]
+        backend.xp.multiply(flat_values[start:stop], flat_keep[start:stop], out=out)
+        out *= scale
 
-        self.backend.parallel_for(block, flat_values.size, 1)
-        return result
+    backend.parallel_for(block, flat_values.size, 1)
+    return result
 
 
 def dropout(x, p=0.5, training=True):
