@@ -35,6 +35,7 @@ class Backend:
     def __init__(self, device="cpu"):
         self.device = device
         self.rng = self._make_generator(_seed_for(device))
+        self._constant_columns = {}
 
     # -- moving data ------------------------------------------------------------
     def asarray(self, data, dtype=None):
@@ -62,6 +63,22 @@ class Backend:
         sorted_rows = rows[order]
         starts = numpy.flatnonzero(numpy.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
         target[sorted_rows[starts]] += numpy.add.reduceat(values[order], starts, axis=0)
+
+    # -- constants ------------------------------------------------------------------
+    def constant_column(self, length, value, dtype):
+        """A (length, 1) array filled with `value`, made once per device and shape and then shared:
+        never write to it. A product with it sums (value 1) or averages (1 / length) each row in one
+        GEMV, and a small model asks for the same few columns thousands of times a step."""
+        key = (length, value, dtype)
+        column = self._constant_columns.get(key)
+        if column is None:
+            if len(self._constant_columns) >= 256:  # many key lengths over a run: start again
+                self._constant_columns.clear()
+            column = self._constant_columns[key] = self._filled((length, 1), value, dtype)
+        return column
+
+    def _filled(self, shape, value, dtype):
+        return self.xp.full(shape, value, dtype=dtype)
 
     # -- elementwise work on every core ----------------------------------------------
     def parallel_for(self, kernel, rows, row_size, passes=1):
@@ -217,6 +234,10 @@ class CupyBackend(Backend):
 
     def parallel_for(self, kernel, rows, row_size, passes=1):
         kernel(0, rows)  # a GPU kernel already runs on every core: one launch over all rows
+
+    def _filled(self, shape, value, dtype):
+        with self._cuda_device:
+            return self.xp.full(shape, value, dtype=dtype)
 
     def erf(self, x):
         from cupyx.scipy.special import erf

@@ -46,13 +46,13 @@ class Linear(Function):
         wrap = lambda array: Tensor._make(array, self.backend)  # noqa: E731
         grad_x = wrap((g2 @ weight.data).reshape(x.shape)) if need_x else None
         grad_w = wrap(g2.T @ x.data.reshape(-1, x.shape[-1])) if need_w else None
-        grad_b = wrap(_column_sums(g2, self.xp)) if need_b else None
+        grad_b = wrap(_column_sums(self.backend, g2)) if need_b else None
         return grad_x, grad_w, grad_b
 
 
-def _column_sums(matrix, xp):
+def _column_sums(backend, matrix):
     """matrix.sum(0) as a vector-matrix product: BLAS runs it on every core, NumPy's sum on one."""
-    return xp.ones(matrix.shape[0], dtype=matrix.dtype) @ matrix
+    return backend.constant_column(matrix.shape[0], 1.0, matrix.dtype).reshape(-1) @ matrix
 
 
 def linear(x, weight, bias=None):
@@ -82,16 +82,19 @@ class LayerNorm(Function):
         rstd = xp.empty((rows_in.shape[0], 1), dtype=rows_in.dtype)
 
         def rows(start, stop):
-            n = normalized[start:stop]
-            xp.subtract(rows_in[start:stop], _row_means(xp, rows_in[start:stop]), out=n)
-            rstd[start:stop] = 1 / xp.sqrt(_row_means(xp, n * n) + eps)
-            n *= rstd[start:stop]
+            x_rows, n, r, out = rows_in[start:stop], normalized[start:stop], rstd[start:stop], y[start:stop]
+            xp.subtract(x_rows, _row_means(self.backend, x_rows), out=n)
+            xp.matmul(n * n, _mean_column(self.backend, features, n.dtype), out=r)  # the variance, then:
+            r += eps
+            xp.sqrt(r, out=r)
+            xp.divide(1, r, out=r)                                       # 1 / sqrt(var + eps)
+            n *= r
             if scale is not None:
-                xp.multiply(n, scale, out=y[start:stop])
+                xp.multiply(n, scale, out=out)
             else:
-                y[start:stop] = n
+                out[...] = n
             if shift is not None:
-                y[start:stop] += shift
+                out += shift
 
         self.backend.parallel_for(rows, rows_in.shape[0], features, passes=6)
         kept = x.shape[:x.ndim - len(axes)] + (1,) * len(axes)
@@ -144,8 +147,8 @@ class LayerNorm(Function):
                     xp.multiply(g, scale, out=gx)
                 else:
                     gx[...] = g
-                projection = _row_means(xp, gx * n)
-                gx -= _row_means(xp, gx)
+                projection = _row_means(self.backend, gx * n)
+                gx -= _row_means(self.backend, gx)
                 gx -= n * projection
                 gx *= r2[start:stop]
 
@@ -153,14 +156,18 @@ class LayerNorm(Function):
         affine_shape = normalized.shape[normalized.ndim - len(self.axes):]
         wrap = lambda array, shape: Tensor._make(array.reshape(shape), self.backend)  # noqa: E731
         return (wrap(grad_x, grad.shape) if need_x else None,
-                wrap(_column_sums(g_times_n, xp), affine_shape) if need_w else None,
-                wrap(_column_sums(g2, xp), affine_shape) if need_b else None)
+                wrap(_column_sums(self.backend, g_times_n), affine_shape) if need_w else None,
+                wrap(_column_sums(self.backend, g2), affine_shape) if need_b else None)
 
 
-def _row_means(xp, rows):
+def _row_means(backend, rows):
     """Mean of each row, kept as a column. NumPy reduces short rows one at a time; a product
     with a column of 1/D (one GEMV) does the same sums in one call."""
-    return rows @ xp.full((rows.shape[-1], 1), 1.0 / rows.shape[-1], dtype=rows.dtype)
+    return rows @ _mean_column(backend, rows.shape[-1], rows.dtype)
+
+
+def _mean_column(backend, length, dtype):
+    return backend.constant_column(length, 1.0 / length, dtype)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -184,14 +191,17 @@ class DropoutAddLayerNorm(LayerNorm):
 
     def forward(self, x, residual, weight, bias, p, axes, eps):
         xp = self.xp
-        keep = self.backend.keep_mask(x.shape, p)
+        keep = self.backend.keep_mask(x.shape, p) if p > 0 else None  # p = 0: eval, or no dropout
         self.dropout_scale = 1.0 / (1.0 - p)
         summed = xp.empty_like(x)
-        flat_x, flat_residual, flat_keep, flat_summed = (a.reshape(-1) for a in (x, residual, keep, summed))
+        flat_x, flat_residual, flat_summed = x.reshape(-1), residual.reshape(-1), summed.reshape(-1)
 
         def block(start, stop):
             out = flat_summed[start:stop]
-            xp.multiply(flat_x[start:stop], flat_keep[start:stop], out=out)
+            if keep is None:
+                xp.add(flat_x[start:stop], flat_residual[start:stop], out=out)
+                return
+            xp.multiply(flat_x[start:stop], keep.reshape(-1)[start:stop], out=out)
             out *= self.dropout_scale
             out += flat_residual[start:stop]
 
@@ -209,8 +219,8 @@ class DropoutAddLayerNorm(LayerNorm):
                                                             needs=(True, need_w, need_b))  # LayerNorm's input: the sum
         grad_x = None
         if need_x:
-            grad_x = Tensor._make(_masked_scaled(self.backend, grad_summed.data, keep.data, self.dropout_scale),
-                                  self.backend)
+            grad_x = grad_summed if keep is None else \
+                Tensor._make(_masked_scaled(self.backend, grad_summed.data, keep.data, self.dropout_scale), self.backend)
         return grad_x, (grad_summed if need_residual else None), grad_w, grad_b
 
     def _backward_composed(self, grad, keep, x, residual, weight, bias):
@@ -219,21 +229,24 @@ class DropoutAddLayerNorm(LayerNorm):
 
         inputs = [t for t in (x, residual, weight, bias) if t is not None and t.requires_grad]
         shape = x.shape[x.ndim - len(self.axes):]
-        output = layer_norm(residual + x * keep * self.dropout_scale, shape, weight, bias, self.eps)
+        dropped = x if keep is None else x * keep * self.dropout_scale
+        output = layer_norm(residual + dropped, shape, weight, bias, self.eps)
         grads = dict(zip(inputs, autograd_grad(output, inputs, grad, create_graph=True)))
         return tuple(grads.get(t) if t is not None else None for t in (x, residual, weight, bias))
 
 
 def dropout_add_layer_norm(x, residual, p, normalized_shape, weight=None, bias=None, eps=1e-5, training=True):
     """layer_norm(residual + dropout(x, p, training), normalized_shape, weight, bias, eps), as one node
-    when dropout is active and x and the residual have one shape and dtype (else composed)."""
-    if not (training and 0.0 < p < 1.0) or x.shape != residual.shape or x.dtype != residual.dtype:
+    when x and the residual have one shape and dtype (else composed; also for p = 1, all dropped)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if (training and p == 1.0) or x.shape != residual.shape or x.dtype != residual.dtype:
         return layer_norm(residual + dropout(x, p, training), normalized_shape, weight, bias, eps)
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
         raise ValueError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape {normalized_shape}")
     axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
-    return DropoutAddLayerNorm.apply(x, residual, weight, bias, p=p, axes=axes, eps=eps)
+    return DropoutAddLayerNorm.apply(x, residual, weight, bias, p=p if training else 0.0, axes=axes, eps=eps)
 
 
 # -- dropout --------------------------------------------------------------------------------

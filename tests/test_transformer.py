@@ -253,8 +253,9 @@ def test_fused_relu_dropout_matches_relu_then_dropout_with_exact_gradients():
     assert minigrad.gradgradcheck(fused, [x])
 
 
+@pytest.mark.parametrize("p, training", [(0.3, True), (0.0, True), (0.3, False)])  # the last two: no mask
 @pytest.mark.parametrize("shape, normalized_shape", [((3, 5, 8), 8), ((2, 3, 4, 6), (4, 6))])
-def test_fused_dropout_add_layer_norm_matches_the_composed_ops(shape, normalized_shape):
+def test_fused_dropout_add_layer_norm_matches_the_composed_ops(shape, normalized_shape, p, training):
     rng = np.random.default_rng(4)
     leaf = lambda *s: minigrad.tensor(rng.standard_normal(s), requires_grad=True)  # noqa: E731
     affine = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
@@ -263,11 +264,11 @@ def test_fused_dropout_add_layer_norm_matches_the_composed_ops(shape, normalized
 
     def fused(x, residual, weight, bias):
         minigrad.manual_seed(7)
-        return F.dropout_add_layer_norm(x, residual, 0.3, normalized_shape, weight, bias)
+        return F.dropout_add_layer_norm(x, residual, p, normalized_shape, weight, bias, training=training)
 
     def composed(x, residual, weight, bias):
         minigrad.manual_seed(7)
-        return F.layer_norm(residual + F.dropout(x, 0.3), normalized_shape, weight, bias)
+        return F.layer_norm(residual + F.dropout(x, p, training), normalized_shape, weight, bias)
 
     inputs = (x, residual, weight, bias)
     out = fused(*inputs)
@@ -283,16 +284,21 @@ def test_fused_dropout_add_layer_norm_matches_the_composed_ops(shape, normalized
 
 
 def test_dropout_add_layer_norm_falls_back_to_the_composed_ops():
-    """Eval mode, p = 0 and a broadcast residual take the composed path (same numbers, torch's broadcasting)."""
+    """A broadcast residual and p = 1 take the composed path (same numbers, torch's broadcasting); a p
+    outside [0, 1] is an error in eval mode too, as in torch."""
     F = minigrad.functional
     x = minigrad.tensor(np.random.default_rng(5).standard_normal((2, 3, 4)), requires_grad=True)
     row = minigrad.tensor(np.arange(4.0))
-    for residual, p, training in ((x * 2, 0.5, False), (x * 2, 0.0, True), (row, 0.5, False)):
-        out = F.dropout_add_layer_norm(x, residual, p, 4, training=training)
-        expected = F.layer_norm(residual + x, 4)
-        np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(), rtol=1e-12)
+    out = F.dropout_add_layer_norm(x, row, 0.5, 4, training=False)
+    np.testing.assert_allclose(out.detach().numpy(), F.layer_norm(row + x, 4).detach().numpy(), rtol=1e-12)
     out = F.dropout_add_layer_norm(x, row, 0.5, 4, training=True)  # broadcast residual while training
     assert out.shape == (2, 3, 4) and type(out.grad_fn).__name__ == "LayerNorm"
+    out = F.dropout_add_layer_norm(x, x * 2, 1.0, 4, training=True)  # everything dropped
+    np.testing.assert_allclose(out.detach().numpy(), F.layer_norm(x * 2, 4).detach().numpy(), rtol=1e-12)
+    assert type(out.grad_fn).__name__ == "LayerNorm"
+    for p in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="p must be in"):
+            F.dropout_add_layer_norm(x, x, p, 4, training=False)
 
 
 def test_dropout_add_layer_norm_backward_twice_with_retain_graph():
