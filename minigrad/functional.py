@@ -22,7 +22,8 @@ class Linear(Function):
         y = x2 @ weight.T
         if bias is not None:
             def add_bias(start, stop):
-                y[start:stop] += bias
+                rows = y[start:stop]
+                rows += bias  # in place on the view (`y[start:stop] += bias` would also write it back)
 
             self.backend.parallel_for(add_bias, y.shape[0], y.shape[1])
         return y.reshape(x.shape[:-1] + (weight.shape[0],))

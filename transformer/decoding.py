@@ -33,20 +33,22 @@ class _Stepper:
         self.model, self.memory, self.src, self.src_mask = model, memory, src, src_mask
         self.cache = model.new_cache() if use_cache else None
 
-    def logits(self, prefix, position):
-        """prefix (N, position + 1) ids -> (N, V) scores of the next token, padding blocked (-inf)."""
+    def logits(self, tokens, position):
+        """tokens (N, >= position + 1) ids, the prefix in columns 0..position -> (N, V) scores of the
+        next token, padding blocked (-inf)."""
         model = self.model
-        if self.cache is not None:
-            logits = model.decode_step(prefix[:, -1], self.memory, self.src_mask, self.cache, position)
+        if self.cache is not None:  # earlier tokens are in the cache: only the newest one goes in
+            logits = model.decode_step(tokens[:, position], self.memory, self.src_mask, self.cache, position)
         else:
             # Re-run the decoder over the whole prefix; only the last position needs the generator.
+            prefix = tokens[:, :position + 1]
             logits = model.generator(model.decode_hidden(prefix, self.memory, self.src, self.src_mask)[:, -1])
         logits[:, model.pad_id] = -math.inf
         return logits
 
-    def log_probs(self, prefix, position):
+    def log_probs(self, tokens, position):
         """The same as log-probabilities (what beam search adds up)."""
-        return F.log_softmax(self.logits(prefix, position), -1)
+        return F.log_softmax(self.logits(tokens, position), -1)
 
     def reorder(self, index):
         """Follow the beams that survived: row i of the batch now continues row index[i]."""
@@ -84,15 +86,18 @@ def greedy_decode(model, src, max_len, bos_id, eos_id, use_cache=True):
     with _inference(model):
         src_mask = padding_mask(src, model.pad_id)
         stepper = _Stepper(model, model.encode(src, src_mask), src, src_mask, use_cache)
-        prefix = minigrad.full((src.shape[0], 1), bos_id, dtype=minigrad.int64, device=src.device)
+        # Column 0 holds BOS, column p + 1 the token generated at step p; written in place.
+        tokens = minigrad.full((src.shape[0], max_len + 1), bos_id, dtype=minigrad.int64, device=src.device)
         finished = minigrad.zeros(src.shape[0], dtype=minigrad.bool, device=src.device)
+        length = 0
         for position in range(max_len):
-            token = stepper.logits(prefix, position).argmax(-1)  # (B,): softmax keeps the order, so no softmax
-            prefix = minigrad.cat([prefix, token.unsqueeze(1)], dim=1)
+            token = stepper.logits(tokens, position).argmax(-1)  # (B,): softmax keeps the order, so no softmax
+            tokens[:, position + 1] = token
+            length = position + 1
             finished = finished | (token == eos_id)
             if finished.all().item():
                 break
-    return [_strip(row[1:], eos_id) for row in prefix.tolist()]
+    return [_strip(row[1:], eos_id) for row in tokens[:, :length + 1].tolist()]
 
 
 def beam_search(model, src, beam_size=4, max_len=100, bos_id=2, eos_id=3, length_penalty=0.6, use_cache=True):
