@@ -96,22 +96,36 @@ class Backend:
         if rows * row_size <= _BLOCK_ELEMENTS and rows * row_size * passes < _PARALLEL_MIN_WORK:
             kernel(0, rows)  # small: one block, this thread (the common case at small model sizes)
             return
+        self.parallel_for_each([(kernel, rows, row_size)], passes)
+
+    def parallel_for_each(self, jobs, passes=1):
+        """parallel_for over several independent jobs, each (kernel, rows, row_size), at once.
+
+        The blocks of all the jobs go into one queue: an optimizer updating a hundred parameters
+        wakes the threads once, and its many small tensors keep both cores busy the way one big
+        tensor does, instead of each running alone (or inline) in turn.
+        """
+        jobs = [job for job in jobs if job[1] > 0]
+        elements = sum(rows * row_size for _, rows, row_size in jobs)
         threads = get_num_threads()
-        block_rows = max(1, _BLOCK_ELEMENTS // max(row_size, 1))
-        parallel = (threads > 1 and rows * row_size * passes >= _PARALLEL_MIN_WORK
+        parallel = (threads > 1 and elements * passes >= _PARALLEL_MIN_WORK
                     and not getattr(_thread_state, "is_worker", False))  # a kernel's own parallel_for runs inline
+        block_elements = _BLOCK_ELEMENTS
         if parallel:  # several blocks per thread, so that a thread that starts late takes fewer of them
-            block_rows = min(block_rows, -(-rows // (threads * _BLOCKS_PER_THREAD)))
-        blocks = [(start, min(start + block_rows, rows)) for start in range(0, rows, block_rows)]
+            block_elements = min(block_elements, -(-elements // (threads * _BLOCKS_PER_THREAD)))
+        blocks = []
+        for kernel, rows, row_size in jobs:
+            block_rows = max(1, block_elements // max(row_size, 1))
+            blocks += [(kernel, start, min(start + block_rows, rows)) for start in range(0, rows, block_rows)]
         if not parallel or len(blocks) == 1:
-            for start, stop in blocks:
+            for kernel, start, stop in blocks:
                 kernel(start, stop)
             return
 
         queue = iter(blocks)  # shared: each thread takes the next block when it is free (next() holds the GIL)
 
         def run():
-            for start, stop in queue:
+            for kernel, start, stop in queue:
                 kernel(start, stop)
 
         futures = [_thread_pool(threads - 1).submit(run) for _ in range(min(threads, len(blocks)) - 1)]
@@ -234,6 +248,10 @@ class CupyBackend(Backend):
 
     def parallel_for(self, kernel, rows, row_size, passes=1):
         kernel(0, rows)  # a GPU kernel already runs on every core: one launch over all rows
+
+    def parallel_for_each(self, jobs, passes=1):
+        for kernel, rows, _ in jobs:
+            kernel(0, rows)
 
     def _filled(self, shape, value, dtype):
         with self._cuda_device:

@@ -352,6 +352,10 @@ class FakeGpuBackend(Backend):
     def parallel_for(self, kernel, rows, row_size, passes=1):
         kernel(0, rows)  # as CuPy's backend does: one launch over all rows
 
+    def parallel_for_each(self, jobs, passes=1):
+        for kernel, rows, _ in jobs:
+            kernel(0, rows)
+
     def erf(self, x):
         return FakeArray(Backend.erf(self, x._host), self.device_id)
 

@@ -30,6 +30,30 @@ def test_blocks_cover_every_row_once(threads, rows, row_size, passes, count):
     assert (seen == 1).all()
 
 
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_each_job_of_a_batch_is_covered_once(threads, count):
+    """parallel_for_each: jobs of many sizes (an optimizer's parameters) share one queue of blocks."""
+    threads(count)
+    shapes = [(0, 4), (1, 1), (3, 7), (700, 900), (2048, 512), (5, 1 << 19), (1, 1 << 21)]
+    seen = [np.zeros(rows, dtype=int) for rows, _ in shapes]
+
+    def job(counts):
+        return lambda start, stop: counts.__setitem__(slice(start, stop), counts[start:stop] + 1)
+
+    get_backend("cpu").parallel_for_each([(job(c), rows, size) for c, (rows, size) in zip(seen, shapes)], passes=4)
+    assert all((counts == 1).all() for counts in seen)
+
+
+def test_an_error_in_one_job_of_a_batch_reaches_the_caller(threads):
+    threads(2)
+
+    def failing(start, stop):
+        raise ValueError("bad job")
+
+    with pytest.raises(ValueError, match="bad job"):
+        get_backend("cpu").parallel_for_each([(lambda start, stop: None, 4096, 4096), (failing, 4096, 4096)])
+
+
 def test_big_jobs_are_split_between_threads(threads):
     threads(2)
     blocks = []

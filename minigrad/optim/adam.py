@@ -15,6 +15,7 @@ from .optimizer import Optimizer
 
 class Adam(Optimizer):
     _decoupled = False
+    _passes_per_element = 10
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
         if lr < 0 or eps < 0 or weight_decay < 0:
@@ -69,7 +70,7 @@ class Adam(Optimizer):
         if param.ndim == 0:  # blocks are rows: give a scalar parameter one (views, still in place)
             param, grad, m, v = (a.reshape(1) for a in (param, grad, m, v))
             v_max = v_max.reshape(1) if v_max is not None else None
-        tensor._backend.parallel_for(update, param.shape[0], param.size // max(param.shape[0], 1), passes=10)
+        return update, param.shape[0], param.size // max(param.shape[0], 1)  # step() runs all parameters' at once
 
 
 class AdamW(Adam):

@@ -3,9 +3,10 @@
 An optimizer holds `param_groups` (lists of parameters that share hyper-parameters,
 e.g. `optimizer.param_groups[0]["lr"]`, which schedulers rewrite) and `state`
 (per parameter: momentum buffers, moment estimates, step counts). Subclasses only
-write `_update`, which changes one parameter's raw array in place; the base class
-walks the groups, skips parameters without a gradient and runs everything under
-no_grad so that no update is ever recorded in a graph.
+write `_update`, which changes one parameter's raw array in place (or returns a row
+kernel that does, so that all parameters' kernels share the threads in one pass); the
+base class walks the groups, skips parameters without a gradient and runs everything
+under no_grad so that no update is ever recorded in a graph.
 """
 from ..autograd import no_grad
 from ..tensor import Tensor
@@ -60,6 +61,7 @@ class Optimizer:
 
             with enable_grad():
                 loss = closure()
+        jobs = {}  # backend -> row kernels returned by _update, run together below
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -68,12 +70,22 @@ class Optimizer:
                     if p.grad._backend is not p._backend:
                         raise RuntimeError(f"gradient on {p.grad.device} for a parameter on {p.device}")
                     state = self.state.setdefault(p, {})
-                    self._update(p.data, p.grad.data, state, group, p)
+                    job = self._update(p.data, p.grad.data, state, group, p)
+                    if job is not None:
+                        jobs.setdefault(p._backend, []).append(job)
                     p._bump_version()
+            for backend, backend_jobs in jobs.items():
+                backend.parallel_for_each(backend_jobs, passes=self._passes_per_element)
         return loss
 
+    _passes_per_element = 1  # how many elementwise passes a returned row kernel makes (sizes thread blocks)
+
     def _update(self, param, grad, state, group, tensor):
-        """Change the raw array `param` in place from `grad` (raw), `state` and the group's settings."""
+        """Change the raw array `param` in place from `grad` (raw), `state` and the group's settings.
+
+        Either do it now and return None, or return a job (kernel, rows, row_size) that does it row
+        block by row block, kernel(start, stop): step() runs every parameter's job in one thread-pool
+        pass (Backend.parallel_for_each), like torch's multi-tensor "foreach" optimizers."""
         raise NotImplementedError
 
     @staticmethod
