@@ -44,18 +44,30 @@ class set_grad_enabled(contextlib.ContextDecorator):
         return False
 
 
-class no_grad(set_grad_enabled):
+class _ModeDecorator(set_grad_enabled):
+    """A grad mode usable as `with mode():`, `@mode()` and, as in torch 2, plain `@mode`."""
+
+    _mode = True
+
+    def __new__(cls, function=None):
+        if function is None:
+            return super().__new__(cls)
+        return cls()(function)  # `@no_grad` without parentheses: Python passes the function itself
+
+    def __init__(self, function=None):
+        super().__init__(self._mode)
+
+
+class no_grad(_ModeDecorator):
     """Do not record ops (inference, optimizer updates). Usable as `with` or as a decorator."""
 
-    def __init__(self):
-        super().__init__(False)
+    _mode = False
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_ModeDecorator):
     """Record ops again inside a `no_grad` block."""
 
-    def __init__(self):
-        super().__init__(True)
+    _mode = True
 
 
 # -- graph nodes --------------------------------------------------------------------------

@@ -6,9 +6,9 @@ Layers in `nn` are thin wrappers that own the parameters and call these.
 """
 import math
 
-from . import backend as _backend_module
 from .autograd import Function, is_grad_enabled
 from .tensor import Tensor
+from .ops.indexing import check_ids_in_range
 from .ops import gather, log_softmax, mean, relu, gelu, sigmoid, softmax, sum, tanh, where  # noqa: F401
 
 
@@ -326,31 +326,12 @@ class EmbeddingBackward(Function):
         return picked, None
 
 
-def _check_ids_in_range(ids, size, op, what, ignore_index=None):
-    """Refuse ids outside [0, size): NumPy would silently read -1 as the last row.
-
-    Checked on the CPU only, where it is one cheap pass over the ids. On a GPU the check
-    would make the host wait for the device at every step, so there out-of-range ids are
-    NOT caught (negative ones wrap around, as on any NumPy-like array).
-    """
-    if ids._backend.xp is not _backend_module.host_numpy or ids.data.size == 0:
-        return
-    values = ids.data
-    if values.min() >= 0 and values.max() < size:
-        return  # the usual case: two cheap reductions
-    bad = (values < 0) | (values >= size)
-    if ignore_index is not None:
-        bad &= values != ignore_index
-    if bad.any():
-        raise IndexError(f"{op}: {what} {int(values[bad][0])} is out of bounds (expected 0 <= {what} < {size})")
-
-
 def embedding(ids, weight, padding_idx=None):
     """Rows of `weight` picked by `ids`; ids outside [0, num_embeddings) raise IndexError on the CPU
     (on a GPU they are not checked)."""
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be an integer tensor, got {ids.dtype}")
-    _check_ids_in_range(ids, weight.shape[0], "embedding", "index")
+    check_ids_in_range(ids, weight.shape[0], "embedding", "index")
     if padding_idx is not None and padding_idx < 0:
         padding_idx += weight.shape[0]
     return Embedding.apply(ids, weight, padding_idx=padding_idx)
@@ -401,7 +382,7 @@ def _finish(loss, keep, reduction, unbatched, op):
 def nll_loss(log_probs, target, ignore_index=-100, reduction="mean"):
     unbatched = log_probs.ndim == 1
     log_probs, target = _classes_last(log_probs, target, "nll_loss")
-    _check_ids_in_range(target, log_probs.shape[-1], "nll_loss", "target", ignore_index)
+    check_ids_in_range(target, log_probs.shape[-1], "nll_loss", "target", ignore_index)
     keep = target != ignore_index
     safe_target = where(keep, target, 0)
     picked = gather(log_probs, -1, safe_target.unsqueeze(-1)).squeeze(-1)
@@ -502,7 +483,7 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     unbatched = logits.ndim == 1
     logits, target = _classes_last(logits, target, "cross_entropy")
-    _check_ids_in_range(target, logits.shape[-1], "cross_entropy", "target", ignore_index)
+    check_ids_in_range(target, logits.shape[-1], "cross_entropy", "target", ignore_index)
     loss = CrossEntropy.apply(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=ignore_index,
                               label_smoothing=label_smoothing, reduction=reduction)
     if reduction != "none":

@@ -165,6 +165,25 @@ def test_no_grad_as_context_manager_and_decorator_and_enable_grad():
     assert not infer(x).requires_grad and minigrad.is_grad_enabled()
 
 
+def test_grad_modes_as_decorators_without_parentheses():
+    """torch 2 accepts `@torch.no_grad` as well as `@torch.no_grad()`; so do we."""
+    x = minigrad.tensor([1.0], requires_grad=True)
+
+    @minigrad.no_grad
+    def infer(t):
+        """Doubles t."""
+        return t * 2
+
+    @minigrad.enable_grad
+    def train_step(t):
+        return t * 2
+
+    assert infer.__name__ == "infer" and infer.__doc__ == "Doubles t."
+    assert not infer(x).requires_grad and minigrad.is_grad_enabled()
+    with minigrad.no_grad():
+        assert train_step(x).requires_grad and not minigrad.is_grad_enabled()
+
+
 def test_no_grad_restores_the_mode_after_an_exception():
     with pytest.raises(ZeroDivisionError):
         with minigrad.no_grad():

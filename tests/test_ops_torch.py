@@ -377,6 +377,16 @@ def test_gather_with_an_index_larger_than_the_input_off_dim_is_refused_like_torc
         minigrad.tensor(x).gather(1, minigrad.tensor(index))
 
 
+@pytest.mark.parametrize("bad", [-1, 4])
+def test_gather_with_an_index_out_of_bounds_is_refused_like_torch(bad):
+    """NumPy would read index -1 as the last element; torch refuses it, and so do we (on the CPU)."""
+    x, index = np.ones((3, 4), dtype=np.float32), np.array([[0, bad], [1, 2]])
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        torch.tensor(x).gather(1, torch.tensor(index))
+    with pytest.raises(IndexError, match=f"gather: index {bad} is out of bounds"):
+        minigrad.tensor(x).gather(1, minigrad.tensor(index))
+
+
 @pytest.mark.parametrize("base", [0.0, -2.0, 2.0, 0])
 def test_pow_with_a_python_number_base_gradient_matches_torch(base):
     exponent = np.array([0.0, 1.0, 2.5, 3.0], dtype=np.float32)

@@ -5,6 +5,7 @@ into a zero tensor shaped like x. With integer-array indices the same element ca
 be read several times, so the write must *add* (scatter-add), never overwrite.
 """
 from ..autograd import Function
+from ..backend import host_numpy
 from ..tensor import Tensor
 
 
@@ -124,4 +125,25 @@ def gather(x, dim, index):
         if a != axis and index_size > size:
             raise ValueError(f"gather: index of shape {index.shape} is larger than the input {x.shape} in dimension "
                              f"{a}; it may only be larger along dim {axis}")
+    check_ids_in_range(index, x.shape[axis], "gather", "index")
     return Gather.apply(x, index, axis=axis)
+
+
+def check_ids_in_range(ids, size, op, what, ignore_index=None):
+    """Refuse ids outside [0, size): NumPy would silently read -1 as the last row.
+
+    Checked on the CPU only, where it is one cheap pass over the ids. On a GPU the check
+    would make the host wait for the device at every step, so there out-of-range ids are
+    NOT caught (negative ones wrap around, as on any NumPy-like array).
+    """
+    if ids._backend.xp is not host_numpy or ids.data.size == 0:
+        return
+    values = ids.data
+    if values.min() >= 0 and values.max() < size:
+        return  # the usual case: two cheap reductions
+    bad = (values < 0) | (values >= size)
+    if ignore_index is not None:
+        bad &= values != ignore_index
+    if bad.any():
+        raise IndexError(f"{op}: {what} {int(values[bad][0])} is out of bounds (expected 0 <= {what} < {size})")
+
