@@ -221,6 +221,13 @@ class FusedAttention(Function):
         return grads.get(queries), (grads.get(keys_values) if keys_values is not None else None), None
 
 
+def _project(x, weight, bias):
+    """x (..., D_in) @ weight^T + bias on raw arrays: F.linear's forward, for the no-gradient decoding path."""
+    y = x.reshape(-1, x.shape[-1]) @ weight.T
+    y += bias
+    return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+
 def _batch_rows(mask, start, stop):
     """The mask for sentences start..stop: its own rows, or all of it when it broadcasts over the batch."""
     if mask is None or mask.ndim < 4 or mask.shape[0] == 1:
@@ -308,29 +315,31 @@ class MultiHeadAttention(nn.Module):
     def _forward_cached(self, query, key_value, mask, cache):
         """Incremental decoding: heads split once, keys/values kept per head in `cache`.
 
-        While decoding (no gradients, no dropout) the attention between the projections runs on
-        raw arrays: a step is one token's worth of math, and the dozen tensor ops of the
-        composed path would cost more than it.
+        While decoding (no gradients, no dropout) everything here runs on raw arrays, the
+        projections included: a step is one token's worth of math, and the tensor ops of the
+        composed path (a dozen, each with its checks and bookkeeping) would cost more than it.
         """
         if is_grad_enabled() or (self.training and self.dropout > 0):
             return self._forward_cached_ops(query, key_value, mask, cache)
         backend = query.backend
         xp = backend.xp
         wrap = lambda array: Tensor._make(array, backend)  # noqa: E731
+        weight, bias, width = self.in_proj_weight.data, self.in_proj_bias.data, self.d_model
         if key_value is query:
-            q, k, v = split_heads(self.project_self(query).data, 3, self.n_heads)
+            q, k, v = split_heads(_project(query.data, weight, bias), 3, self.n_heads)
             if "k" in cache:
                 k, v = xp.concatenate([cache["k"].data, k], axis=2), xp.concatenate([cache["v"].data, v], axis=2)
             cache["k"], cache["v"] = wrap(k), wrap(v)
         else:
-            (q,) = split_heads(self.project_query(query).data, 1, self.n_heads)
+            (q,) = split_heads(_project(query.data, weight[:width], bias[:width]), 1, self.n_heads)
             if "k" not in cache:
-                cache["k"], cache["v"] = (wrap(a) for a in split_heads(self.project_key_value(key_value).data, 2,
-                                                                       self.n_heads))
+                keys_values = _project(key_value.data, weight[width:], bias[width:])
+                cache["k"], cache["v"] = (wrap(a) for a in split_heads(keys_values, 2, self.n_heads))
             k, v = cache["k"].data, cache["v"].data
         mask = mask.data if isinstance(mask, Tensor) else mask
         weights = _masked_softmax_arrays(backend, q @ k.swapaxes(-1, -2), mask, 1.0 / math.sqrt(self.d_head))
-        return self.out_proj(wrap(merge_heads(weights @ v))), wrap(weights)
+        context = merge_heads(weights @ v)
+        return wrap(_project(context, self.out_proj.weight.data, self.out_proj.bias.data)), wrap(weights)
 
     def _forward_cached_ops(self, query, key_value, mask, cache):
         """The same as _forward_cached, from recorded tensor ops (when gradients are wanted)."""
