@@ -25,14 +25,67 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class _Registry(OrderedDict):
+    """One of a module's tables (parameters, sub-modules, buffers), mirrored into the module's own
+    __dict__ so that reading `module.weight` is a plain attribute lookup.
+
+    PyTorch keeps them out of __dict__ and finds them in a __getattr__ fallback: Python code on
+    every access, about as long as a small op, and one decoding step makes some 80 of them. Every
+    write to the table (assignment, register_*, or `module._parameters[name] = p` as
+    functional-call code does) updates the mirror, so the two never disagree.
+    """
+
+    def __init__(self, attributes=None, items=()):
+        super().__init__()
+        self.attributes = attributes  # the owning module's __dict__ (None while unpickling)
+        for name, value in items:
+            self[name] = value
+
+    def __setitem__(self, name, value):
+        super().__setitem__(name, value)
+        if self.attributes is not None:
+            self.attributes[name] = value
+
+    def __delitem__(self, name):
+        super().__delitem__(name)
+        if self.attributes is not None:
+            self.attributes.pop(name, None)
+
+    def pop(self, name, *default):
+        if name in self:
+            value = self[name]
+            del self[name]
+            return value
+        return super().pop(name, *default)
+
+    def popitem(self, last=True):
+        name, value = super().popitem(last)
+        if self.attributes is not None:
+            self.attributes.pop(name, None)
+        return name, value
+
+    def clear(self):
+        while self:
+            self.popitem()
+
+
+_REGISTRIES = ("_parameters", "_modules", "_buffers")
+
+
 class Module:
     """Base class of every layer and model."""
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
+        for registry in _REGISTRIES:
+            object.__setattr__(self, registry, _Registry(self.__dict__))
         object.__setattr__(self, "training", True)
+
+    def __setstate__(self, state):
+        """copy.deepcopy and pickle: the tables are rebuilt around this module's own __dict__ (the copied
+        ones still point at the dict they were copied with)."""
+        self.__dict__.update(state)
+        for registry in _REGISTRIES:
+            self.__dict__[registry] = _Registry(self.__dict__, state[registry].items())
 
     # -- registration by assignment --------------------------------------------------
     def __setattr__(self, name, value):
@@ -56,14 +109,8 @@ class Module:
             self._buffers[name] = value
         else:
             object.__setattr__(self, name, value)
-            return
-        self.__dict__.pop(name, None)
 
-    def __getattr__(self, name):
-        for registry in ("_parameters", "_modules", "_buffers"):
-            found = self.__dict__.get(registry, {})
-            if name in found:
-                return found[name]
+    def __getattr__(self, name):  # only reached when `name` is neither an attribute nor registered
         raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 
     def __delattr__(self, name):

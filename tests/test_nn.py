@@ -109,6 +109,36 @@ def test_assignment_rules():
         layer.missing  # noqa: B018
 
 
+def test_attributes_follow_every_write_to_the_registries():
+    """Parameters, sub-modules and buffers are read as plain attributes (mirrored into __dict__): the mirror
+    must follow writes made through the tables directly, deletions, re-assignment and copies."""
+    import copy
+
+    layer = nn.Linear(2, 3)
+    swapped = nn.Parameter(minigrad.ones(3, 2))
+    layer._parameters["weight"] = swapped  # as functional-call code does
+    with minigrad.no_grad():
+        np.testing.assert_allclose(layer(minigrad.ones(1, 2)).numpy(), 2 + layer.bias.detach().numpy()[None], rtol=1e-6)
+    assert layer.weight is swapped
+    del layer.bias
+    assert "bias" not in layer._parameters
+    with pytest.raises(AttributeError, match="no attribute 'bias'"):
+        layer.bias  # noqa: B018
+    layer.register_buffer("scale", minigrad.ones(3))
+    layer._buffers.pop("scale")
+    with pytest.raises(AttributeError):
+        layer.scale  # noqa: B018
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    model.extra = nn.Linear(2, 2)
+    model.extra = 5  # a plain value replaces the sub-module
+    assert model.extra == 5 and "extra" not in model._modules
+    for clone in (copy.deepcopy(layer), copy.copy(layer)):
+        replacement = nn.Parameter(minigrad.zeros(3, 2))
+        clone.weight = replacement
+        assert clone.weight is replacement and clone._parameters["weight"] is replacement
+        assert layer.weight is swapped and layer._parameters["weight"] is swapped
+
+
 def test_repr_is_nested_with_parameter_counts():
     text = repr(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 2))))
     lines = text.splitlines()
