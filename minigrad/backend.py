@@ -101,12 +101,15 @@ class Backend:
     def parallel_for_each(self, jobs, passes=1):
         """parallel_for over several independent jobs, each (kernel, rows, row_size), at once.
 
-        The blocks of all the jobs go into one queue: an optimizer updating a hundred parameters
-        wakes the threads once, and its many small tensors keep both cores busy the way one big
-        tensor does, instead of each running alone (or inline) in turn.
+        The blocks of all the big jobs go into one queue: an optimizer updating a hundred
+        parameters wakes the threads once, and its many tensors keep both cores busy the way one
+        big tensor does, instead of each running alone in turn. Small jobs gain nothing from
+        another thread (their time is Python's, under the GIL): this thread runs them while the
+        others wake up, then joins the queue.
         """
-        jobs = [job for job in jobs if job[1] > 0]
-        elements = sum(rows * row_size for _, rows, row_size in jobs)
+        small = [job for job in jobs if job[1] * job[2] < _SMALL_JOB_ELEMENTS]
+        big = [job for job in jobs if job[1] * job[2] >= _SMALL_JOB_ELEMENTS]
+        elements = sum(rows * row_size for _, rows, row_size in big)
         threads = get_num_threads()
         parallel = (threads > 1 and elements * passes >= _PARALLEL_MIN_WORK
                     and not getattr(_thread_state, "is_worker", False))  # a kernel's own parallel_for runs inline
@@ -114,22 +117,22 @@ class Backend:
         if parallel:  # several blocks per thread, so that a thread that starts late takes fewer of them
             block_elements = min(block_elements, -(-elements // (threads * _BLOCKS_PER_THREAD)))
         blocks = []
-        for kernel, rows, row_size in jobs:
+        for kernel, rows, row_size in big:
             block_rows = max(1, block_elements // max(row_size, 1))
             blocks += [(kernel, start, min(start + block_rows, rows)) for start in range(0, rows, block_rows)]
-        if not parallel or len(blocks) == 1:
-            for kernel, start, stop in blocks:
-                kernel(start, stop)
-            return
-
         queue = iter(blocks)  # shared: each thread takes the next block when it is free (next() holds the GIL)
 
         def run():
             for kernel, start, stop in queue:
                 kernel(start, stop)
 
-        futures = [_thread_pool(threads - 1).submit(run) for _ in range(min(threads, len(blocks)) - 1)]
-        run()  # this thread works too
+        futures = []
+        if parallel and len(blocks) > 1:
+            futures = [_thread_pool(threads - 1).submit(run) for _ in range(min(threads, len(blocks)) - 1)]
+        for kernel, rows, _ in small:
+            if rows:
+                kernel(0, rows)
+        run()  # this thread works on the big blocks too (all of them when not parallel)
         for future in futures:
             future.result()  # re-raises a kernel's exception here
 
@@ -297,6 +300,7 @@ class CupyBackend(Backend):
 
 
 # -- CPU threads -------------------------------------------------------------------------
+_SMALL_JOB_ELEMENTS = 1 << 15       # parallel_for_each runs jobs below this on the calling thread
 _BLOCK_ELEMENTS = 1 << 18           # rows per block of parallel_for: about 1 MB of float32
 _PARALLEL_MIN_WORK = 1 << 20        # element-passes; below this (about a millisecond) one thread
 _BLOCKS_PER_THREAD = 2          # blocks handed out per thread: a late-starting thread takes fewer

@@ -84,11 +84,11 @@ class LayerNorm(Function):
 
         def rows(start, stop):
             x_rows, n, r, out = rows_in[start:stop], normalized[start:stop], rstd[start:stop], y[start:stop]
-            xp.subtract(x_rows, _row_means(self.backend, x_rows), out=n)
-            xp.matmul(n * n, _mean_column(self.backend, features, n.dtype), out=r)  # the variance, then:
+            xp.subtract(x_rows, _row_means(self.backend, x_rows), out=n)            # centred
+            xp.matmul(n * n, _mean_column(self.backend, features, n.dtype), out=r)  # variance
             r += eps
             xp.sqrt(r, out=r)
-            xp.divide(1, r, out=r)                                       # 1 / sqrt(var + eps)
+            xp.divide(1, r, out=r)                                                  # 1 / sqrt(var + eps)
             n *= r
             if scale is not None:
                 xp.multiply(n, scale, out=out)
@@ -168,6 +168,7 @@ def _row_means(backend, rows):
 
 
 def _mean_column(backend, length, dtype):
+    """A (length, 1) column of 1 / length, made once per device (rows @ it = the row means)."""
     return backend.constant_column(length, 1.0 / length, dtype)
 
 
@@ -220,8 +221,10 @@ class DropoutAddLayerNorm(LayerNorm):
                                                             needs=(True, need_w, need_b))  # LayerNorm's input: the sum
         grad_x = None
         if need_x:
-            grad_x = grad_summed if keep is None else \
-                Tensor._make(_masked_scaled(self.backend, grad_summed.data, keep.data, self.dropout_scale), self.backend)
+            grad_x = grad_summed
+            if keep is not None:
+                grad_x = Tensor._make(_masked_scaled(self.backend, grad_summed.data, keep.data, self.dropout_scale),
+                                      self.backend)
         return grad_x, (grad_summed if need_residual else None), grad_w, grad_b
 
     def _backward_composed(self, grad, keep, x, residual, weight, bias):
@@ -269,6 +272,7 @@ class Dropout(Function):
         if not is_grad_enabled():
             return Tensor._make(_masked_scaled(self.backend, grad.data, keep.data, self.scale), self.backend)
         return grad * keep * self.scale
+
 
 def _masked_scaled(backend, values, keep, scale):
     """values * keep * scale in one pass per block, on every core (dropout's forward and backward)."""

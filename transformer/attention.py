@@ -91,7 +91,8 @@ class MaskedSoftmax(Function):
     def backward(self, grad):
         (y,) = self.saved_tensors
         if not is_grad_enabled():  # nothing to record: the same formula on arrays, in place
-            return Tensor._make(_softmax_backward_arrays(self.backend, y.data, grad.data, self.scale), self.backend), None
+            gradient = _softmax_backward_arrays(self.backend, y.data, grad.data, self.scale)
+            return Tensor._make(gradient, self.backend), None
         gy = grad * y
         return (gy - y * gy.sum(-1, keepdim=True)) * self.scale, None
 
