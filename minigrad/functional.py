@@ -317,9 +317,11 @@ class EmbeddingBackward(Function):
         self.save_for_backward(ids)
         self.padding_idx = padding_idx
         result = self.xp.zeros((num_rows,) + grad.shape[ids.ndim:], dtype=grad.dtype)
-        self.backend.scatter_add_rows(result, ids.reshape(-1), grad.reshape((-1,) + grad.shape[ids.ndim:]))
-        if padding_idx is not None:
-            result[padding_idx] = 0  # the padding row never learns
+        rows, values = ids.reshape(-1), grad.reshape((-1,) + grad.shape[ids.ndim:])
+        if padding_idx is not None:  # the padding row never learns: leave its (many) ids out
+            kept = self.xp.flatnonzero(rows != padding_idx)
+            rows, values = rows[kept], values[kept]
+        self.backend.scatter_add_rows(result, rows, values)
         return result
 
     def backward(self, grad):

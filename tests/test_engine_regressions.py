@@ -291,6 +291,22 @@ def test_losses_refuse_out_of_range_targets_other_than_ignore_index(loss_fn, tar
     np.testing.assert_allclose(ignored.item(), expected.item(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("vocabulary, count", [(1000, 300), (20, 300), (1, 7), (5000, 1)])
+def test_scatter_add_rows_sums_ids_seen_once_and_repeated_ones(vocabulary, count):
+    """The CPU's scatter_add_rows adds distinct ids in one fancy add and sums repeated ones: both kinds
+    mixed, all repeated, a single id -- all as np.add.at, into a target that already holds values."""
+    from minigrad.backend import get_backend
+
+    rng = np.random.default_rng(vocabulary)
+    rows = rng.integers(0, vocabulary, count)
+    values = rng.standard_normal((count, 4))
+    target = rng.standard_normal((vocabulary, 4))
+    expected = target.copy()
+    np.add.at(expected, rows, values)
+    get_backend("cpu").scatter_add_rows(target, rows, values)
+    np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_embedding_backward_adds_repeated_ids_and_handles_no_ids():
     weight = minigrad.randn(5, 3, dtype=minigrad.float64, requires_grad=True)
     ids = minigrad.tensor([[1, 1, 4], [0, 1, 4]])
