@@ -173,17 +173,18 @@ class Backend:
         """A bool array whose elements are True with probability 1 - p (dropout's mask).
 
         An element is dropped when its random 32-bit number is below t = p * 2**32 (exact to
-        2**-32; a float32 uniform would give 2**-24). Only the top 16 bits are drawn up front:
-        they decide unless they equal t's own top 16 bits, which happens once in 65536 elements,
-        and those few ties draw their low 16 bits afterwards -- the same probability as 32 bits
-        everywhere, from half the random numbers. Blocks run on all threads, each jumping a copy
-        of the generator to its own place in the stream (PCG64.advance): the mask depends on the
-        seed only, not on the number of threads.
+        2**-32; a float32 uniform would give 2**-24). Only the top 8 bits are drawn up front: they
+        decide unless they equal t's own top 8 bits, which happens once in 256 elements, and those
+        ties draw their low 24 bits afterwards -- the same probability as 32 bits everywhere, from
+        a quarter of the random numbers. Blocks run on all threads, each jumping a copy of the
+        generator to its own place in the stream (PCG64.advance): the mask depends on the seed
+        only, not on the number of threads.
         """
         size = math.prod(shape)
-        words = -(-size // 4)  # 64-bit draws: four 16-bit numbers each
-        mask = numpy.empty(4 * words, dtype=bool)
-        high, low = divmod(min(round(p * 2 ** 32), 2 ** 32 - 1), 2 ** 16)
+        words = -(-size // 8)  # 64-bit draws: eight 8-bit numbers each
+        mask = numpy.empty(8 * words, dtype=bool)
+        threshold = min(round(p * 2 ** 32), 2 ** 32 - 1)
+        high, low = threshold >> 24, threshold & (2 ** 24 - 1)
         stream = self.rng.bit_generator
         start_state = stream.state
         ties = {}
@@ -192,17 +193,17 @@ class Backend:
             generator = _thread_bit_generator()
             generator.state = start_state
             generator.advance(start)
-            top = generator.random_raw(stop - start).view(numpy.uint16)
-            numpy.greater(top, high, out=mask[4 * start:4 * stop])
+            top = generator.random_raw(stop - start).view(numpy.uint8)
+            numpy.greater(top, high, out=mask[8 * start:8 * stop])
             tied = numpy.flatnonzero(top == high)
             if tied.size:
-                ties[start] = tied + 4 * start
+                ties[start] = tied + 8 * start
 
-        self.parallel_for(draw, words, 4, passes=3)  # a draw costs about three simple passes
+        self.parallel_for(draw, words, 8, passes=3)  # a draw costs about three simple passes
         stream.advance(words)
         if ties:
             tied = numpy.concatenate([ties[start] for start in sorted(ties)])  # stream order, whatever the threads
-            bottom = stream.random_raw(-(-tied.size // 4)).view(numpy.uint16)[:tied.size]
+            bottom = stream.random_raw(-(-tied.size // 2)).view(numpy.uint32)[:tied.size] >> 8  # 24 bits each
             mask[tied] = bottom >= low
         return mask[:size].reshape(shape)
 
