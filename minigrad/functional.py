@@ -72,7 +72,9 @@ class LayerNorm(Function):
     backward pass is itself differentiable.
     """
 
-    def forward(self, x, weight, bias, axes, eps):
+    def forward(self, x, weight, bias, axes, eps, fill_rows=None):
+        """`fill_rows(start, stop)`, if given, first writes those rows of x (flattened to one row per
+        normalised slice) in the same block: how DropoutAddLayerNorm forms its sum in the cache."""
         self.axes, self.eps = axes, eps
         xp = self.xp
         features = math.prod(x.shape[x.ndim - len(axes):])
@@ -83,6 +85,8 @@ class LayerNorm(Function):
         rstd = xp.empty((rows_in.shape[0], 1), dtype=rows_in.dtype)
 
         def rows(start, stop):
+            if fill_rows is not None:
+                fill_rows(start, stop)
             x_rows, n, r, out = rows_in[start:stop], normalized[start:stop], rstd[start:stop], y[start:stop]
             xp.subtract(x_rows, _row_means(self.backend, x_rows), out=n)            # centred
             xp.matmul(n * n, _mean_column(self.backend, features, n.dtype), out=r)  # variance
@@ -97,7 +101,7 @@ class LayerNorm(Function):
             if shift is not None:
                 out += shift
 
-        self.backend.parallel_for(rows, rows_in.shape[0], features, passes=6)
+        self.backend.parallel_for(rows, rows_in.shape[0], features, passes=6 if fill_rows is None else 9)
         kept = x.shape[:x.ndim - len(axes)] + (1,) * len(axes)
         self.save_for_backward(x, weight, normalized.reshape(x.shape), rstd.reshape(kept))
         return y.reshape(x.shape)
@@ -125,10 +129,12 @@ class LayerNorm(Function):
                              - normalized * (g * normalized).mean(self.axes, keepdim=True))
         return grad_x, grad_w, grad_b
 
-    def _backward_arrays(self, grad, weight, normalized, rstd, needs=None):
+    def _backward_arrays(self, grad, weight, normalized, rstd, needs=None, use_rows=None):
         """The same formulas as `backward`, on raw arrays, row block by row block, in place where
         possible: without create_graph nothing needs recording, and a dozen small Tensor ops
-        would cost more than the math. `needs`: which of (x, weight, bias) want a gradient."""
+        would cost more than the math. `needs`: which of (x, weight, bias) want a gradient;
+        `use_rows(start, stop, grad_x_rows)`, if given, runs on each block of x's gradient while it
+        is in the cache."""
         need_x, need_w, need_b = needs or self.needs_input_grad
         xp = self.xp
         features = math.prod(normalized.shape[normalized.ndim - len(self.axes):])
@@ -152,8 +158,10 @@ class LayerNorm(Function):
                 gx -= _row_means(self.backend, gx)
                 gx -= n * projection
                 gx *= r2[start:stop]
+                if use_rows is not None:
+                    use_rows(start, stop, gx)
 
-        self.backend.parallel_for(rows, g2.shape[0], features, passes=8)
+        self.backend.parallel_for(rows, g2.shape[0], features, passes=8 if use_rows is None else 10)
         affine_shape = normalized.shape[normalized.ndim - len(self.axes):]
         wrap = lambda array, shape: Tensor._make(array.reshape(shape), self.backend)  # noqa: E731
         return (wrap(grad_x, grad.shape) if need_x else None,
@@ -196,19 +204,20 @@ class DropoutAddLayerNorm(LayerNorm):
         keep = self.backend.keep_mask(x.shape, p) if p > 0 else None  # p = 0: eval, or no dropout
         self.dropout_scale = 1.0 / (1.0 - p)
         summed = xp.empty_like(x)
-        flat_x, flat_residual, flat_summed = x.reshape(-1), residual.reshape(-1), summed.reshape(-1)
+        features = math.prod(x.shape[x.ndim - len(axes):])
+        x_rows, residual_rows, summed_rows = (a.reshape(-1, features) for a in (x, residual, summed))
+        keep_rows = keep.reshape(-1, features) if keep is not None else None
 
-        def block(start, stop):
-            out = flat_summed[start:stop]
-            if keep is None:
-                xp.add(flat_x[start:stop], flat_residual[start:stop], out=out)
+        def form_sum(start, stop):  # LayerNorm's kernel calls this on each block before normalising it
+            out = summed_rows[start:stop]
+            if keep_rows is None:
+                xp.add(x_rows[start:stop], residual_rows[start:stop], out=out)
                 return
-            xp.multiply(flat_x[start:stop], keep.reshape(-1)[start:stop], out=out)
+            xp.multiply(x_rows[start:stop], keep_rows[start:stop], out=out)
             out *= self.dropout_scale
-            out += flat_residual[start:stop]
+            out += residual_rows[start:stop]
 
-        self.backend.parallel_for(block, flat_summed.size, 1, passes=3)
-        y = super().forward(summed, weight, bias, axes, eps)  # saves (summed, weight, normalized, rstd)
+        y = super().forward(summed, weight, bias, axes, eps, fill_rows=form_sum)  # saves (summed, weight, ..)
         self.save_for_backward(*self._to_save, keep, x, residual, bias)
         return y
 
@@ -217,14 +226,22 @@ class DropoutAddLayerNorm(LayerNorm):
         if is_grad_enabled():
             return self._backward_composed(grad, keep, x, residual, weight, bias)
         need_x, need_residual, need_w, need_b = self.needs_input_grad
-        grad_summed, grad_w, grad_b = self._backward_arrays(grad, weight, normalized, rstd,
-                                                            needs=(True, need_w, need_b))  # LayerNorm's input: the sum
-        grad_x = None
+        grad_x = keep_rows = None
+        if need_x and keep is not None:  # x's gradient is the sum's, masked and scaled: made block by block
+            grad_x = self.xp.empty(x.shape, dtype=grad.dtype)
+            features = math.prod(x.shape[x.ndim - len(self.axes):])
+            keep_rows, grad_x_rows = keep.data.reshape(-1, features), grad_x.reshape(-1, features)
+
+        def mask_rows(start, stop, grad_summed_rows):
+            out = grad_x_rows[start:stop]
+            self.xp.multiply(grad_summed_rows, keep_rows[start:stop], out=out)
+            out *= self.dropout_scale
+
+        grad_summed, grad_w, grad_b = self._backward_arrays(  # LayerNorm's input is the sum
+            grad, weight, normalized, rstd, needs=(True, need_w, need_b),
+            use_rows=mask_rows if keep_rows is not None else None)
         if need_x:
-            grad_x = grad_summed
-            if keep is not None:
-                grad_x = Tensor._make(_masked_scaled(self.backend, grad_summed.data, keep.data, self.dropout_scale),
-                                      self.backend)
+            grad_x = grad_summed if keep is None else Tensor._make(grad_x, self.backend)
         return grad_x, (grad_summed if need_residual else None), grad_w, grad_b
 
     def _backward_composed(self, grad, keep, x, residual, weight, bias):
