@@ -272,17 +272,19 @@ def dropout_add_layer_norm(x, residual, p, normalized_shape, weight=None, bias=N
 
 # -- dropout --------------------------------------------------------------------------------
 class Dropout(Function):
-    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout).
 
-    def keep_mask(self, x, p):
-        """Which elements survive (bool: a quarter of a float mask's memory); subclasses may narrow it."""
-        return self.backend.keep_mask(x.shape, p)
+    The mask of survivors is bool (a quarter of a float mask's memory). A subclass that sets
+    `drops_non_positive` also drops x <= 0 through the same mask: dropout(relu(x)) in one node.
+    """
+
+    drops_non_positive = False
 
     def forward(self, x, p):
-        keep = self.keep_mask(x, p)
+        keep = self.backend.keep_mask(x.shape, p)
         self.scale = 1.0 / (1.0 - p)
-        self.save_for_backward(keep)
-        return _masked_scaled(self.backend, x, keep, self.scale)
+        self.save_for_backward(keep)  # narrowed in place below when drops_non_positive: still the mask saved
+        return _masked_scaled(self.backend, x, keep, self.scale, narrow_to_positive=self.drops_non_positive)
 
     def backward(self, grad):
         (keep,) = self.saved_tensors
@@ -291,17 +293,23 @@ class Dropout(Function):
         return grad * keep * self.scale
 
 
-def _masked_scaled(backend, values, keep, scale):
-    """values * keep * scale in one pass per block, on every core (dropout's forward and backward)."""
-    result = backend.xp.empty(values.shape, dtype=values.dtype)
+def _masked_scaled(backend, values, keep, scale, narrow_to_positive=False):
+    """values * keep * scale in one pass per block, on every core (dropout's forward and backward).
+
+    With `narrow_to_positive`, each block of the mask first drops the values <= 0 (keep &= values > 0,
+    in place): relu's mask and dropout's, formed in the same pass."""
+    xp = backend.xp
+    result = xp.empty(values.shape, dtype=values.dtype)
     flat_values, flat_keep, flat_result = values.reshape(-1), keep.reshape(-1), result.reshape(-1)
 
     def block(start, stop):
-        out = flat_result[start:stop]
-        backend.xp.multiply(flat_values[start:stop], flat_keep[start:stop], out=out)
+        out, kept, block_values = flat_result[start:stop], flat_keep[start:stop], flat_values[start:stop]
+        if narrow_to_positive:
+            kept &= block_values > 0
+        xp.multiply(block_values, kept, out=out)
         out *= scale
 
-    backend.parallel_for(block, flat_values.size, 1)
+    backend.parallel_for(block, flat_values.size, 1, passes=3 if narrow_to_positive else 1)
     return result
 
 

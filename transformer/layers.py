@@ -32,13 +32,11 @@ class ReluDropout(F.Dropout):
 
     The FFN's hidden activation is the widest tensor of a layer (d_ff wide); composed, relu and
     dropout each make a pass and a node forward and backward. The random draw is the same one
-    F.dropout makes, so results do not change; forward and backward are Dropout's.
+    F.dropout makes, so results do not change; forward and backward are Dropout's, the positive
+    test made block by block in the same pass as the masking.
     """
 
-    def keep_mask(self, x, p):
-        passed = super().keep_mask(x, p)
-        passed &= x > 0
-        return passed
+    drops_non_positive = True
 
 
 def relu_dropout(x, p, training):
