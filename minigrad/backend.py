@@ -133,21 +133,17 @@ class Backend:
         for kernel, rows, row_size in big:
             block_rows = max(1, block_elements // max(row_size, 1))
             blocks += [(kernel, start, min(start + block_rows, rows)) for start in range(0, rows, block_rows)]
-        queue = iter(blocks)  # shared: each thread takes the next block when it is free (next() holds the GIL)
-
-        def run():
-            for kernel, start, stop in queue:
-                kernel(start, stop)
-
-        futures = []
+        queue = _BlockQueue(blocks)
         if parallel and len(blocks) > 1:
-            futures = [_thread_pool(threads - 1).submit(run) for _ in range(min(threads, len(blocks)) - 1)]
-        for kernel, rows, _ in small:
-            if rows:
-                kernel(0, rows)
-        run()  # this thread works on the big blocks too (all of them when not parallel)
-        for future in futures:
-            future.result()  # re-raises a kernel's exception here
+            for _ in range(min(threads, len(blocks)) - 1):
+                _thread_pool(threads - 1).submit(queue.work)
+        try:
+            for kernel, rows, _ in small:
+                if rows:
+                    kernel(0, rows)
+        finally:
+            queue.work()  # this thread works on the big blocks too (all of them when not parallel)
+            queue.wait()  # for blocks other threads took; re-raises the first kernel error
 
     def erf(self, x):
         try:
@@ -350,6 +346,46 @@ def set_num_threads(threads):
     if int(threads) < 1:
         raise ValueError(f"set_num_threads: expected a positive number of threads, got {threads}")
     _num_threads = int(threads)
+
+
+class _BlockQueue:
+    """A job's blocks, shared by the threads: each takes the next one when it is free.
+
+    The caller waits only for blocks that another thread has taken, never for a thread that has
+    not started yet: right after a matrix product OpenBLAS's threads may hold the other core for a
+    while, and by the time a late pool thread runs, this one may have done every block (the late
+    thread then finds the queue empty and stops).
+    """
+
+    def __init__(self, blocks):
+        self._blocks = iter(blocks)
+        self._changed = threading.Condition()
+        self._running = 0
+        self._error = None
+
+    def work(self):
+        while True:
+            with self._changed:
+                block = next(self._blocks, None) if self._error is None else None
+                if block is None:
+                    return
+                self._running += 1
+            kernel, start, stop = block
+            try:
+                kernel(start, stop)
+            except BaseException as error:  # handed to the caller by wait()
+                self._error = self._error or error
+            finally:
+                with self._changed:
+                    self._running -= 1
+                    self._changed.notify_all()
+
+    def wait(self):
+        with self._changed:
+            while self._running:
+                self._changed.wait()
+        if self._error is not None:
+            raise self._error
 
 
 def _thread_pool(workers):

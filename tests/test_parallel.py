@@ -54,6 +54,28 @@ def test_an_error_in_one_job_of_a_batch_reaches_the_caller(threads):
         get_backend("cpu").parallel_for_each([(lambda start, stop: None, 4096, 4096), (failing, 4096, 4096)])
 
 
+def test_the_caller_does_not_wait_for_a_thread_that_has_not_started(threads):
+    """A pool thread held elsewhere (as by BLAS's spinning threads on a busy core): this thread does
+    every block and returns without waiting for it; the late thread then finds nothing to do."""
+    import threading
+
+    threads(2)
+    release, woke = threading.Event(), threading.Event()
+
+    def busy():
+        release.wait(timeout=10)
+        woke.set()
+
+    backend_module._thread_pool(1).submit(busy)
+    seen = np.zeros(4096, dtype=int)
+    get_backend("cpu").parallel_for(lambda start, stop: seen.__setitem__(slice(start, stop), seen[start:stop] + 1),
+                                    4096, 4096)
+    returned_before_release = not woke.is_set()
+    release.set()
+    assert returned_before_release and (seen == 1).all()
+    assert woke.wait(timeout=10)
+
+
 def test_big_jobs_are_split_between_threads(threads):
     threads(2)
     blocks = []
