@@ -371,14 +371,15 @@ class _BlockQueue:
                     return
                 self._running += 1
             kernel, start, stop = block
+            error = None
             try:
                 kernel(start, stop)
-            except BaseException as error:  # handed to the caller by wait()
+            except BaseException as raised:  # handed to the caller by wait(); the others stop taking blocks
+                error = raised
+            with self._changed:
                 self._error = self._error or error
-            finally:
-                with self._changed:
-                    self._running -= 1
-                    self._changed.notify_all()
+                self._running -= 1
+                self._changed.notify_all()
 
     def wait(self):
         with self._changed:
