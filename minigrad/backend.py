@@ -51,14 +51,21 @@ class Backend:
         """target[index] += values, adding repeated indices up (in place)."""
         numpy.add.at(target, index, values)
 
-    def scatter_add_rows(self, target, rows, values):
+    def scatter_add_rows(self, target, rows, values, unwanted_row=None):
         """target[rows[i]] += values[i] for 1-D `rows` (an embedding's gradient), repeats adding up.
+
+        `unwanted_row`: a row whose sum the caller throws away (an embedding's padding row, whose
+        ids can be a quarter of a batch): here its ids are left out first. Other backends may
+        still add into it.
 
         Sorting the rows groups the repeats of each id; ids seen once (most of them, with a large
         vocabulary) are added with one fancy-indexed add, and only the repeated ones are summed
         with add.reduceat, which loops in Python-free but slow steps of one group and one column
         at a time. Several times faster than the general add.at, and deterministic.
         """
+        if unwanted_row is not None:
+            wanted = numpy.flatnonzero(rows != unwanted_row)
+            rows, values = rows[wanted], values[wanted]
         if rows.size == 0:
             return
         order = rows.argsort(kind="stable")
@@ -256,8 +263,8 @@ class CupyBackend(Backend):
 
         cupyx.scatter_add(target, index, values)
 
-    def scatter_add_rows(self, target, rows, values):
-        self.scatter_add(target, rows, values)  # atomic adds are the fast way on a GPU
+    def scatter_add_rows(self, target, rows, values, unwanted_row=None):
+        self.scatter_add(target, rows, values)  # atomic adds are the fast way on a GPU (no filtering: a sync)
 
     def parallel_for(self, kernel, rows, row_size, passes=1):
         kernel(0, rows)  # a GPU kernel already runs on every core: one launch over all rows

@@ -343,10 +343,9 @@ class EmbeddingBackward(Function):
         self.padding_idx = padding_idx
         result = self.xp.zeros((num_rows,) + grad.shape[ids.ndim:], dtype=grad.dtype)
         rows, values = ids.reshape(-1), grad.reshape((-1,) + grad.shape[ids.ndim:])
-        if padding_idx is not None:  # the padding row never learns: leave its (many) ids out
-            kept = self.xp.flatnonzero(rows != padding_idx)
-            rows, values = rows[kept], values[kept]
-        self.backend.scatter_add_rows(result, rows, values)
+        self.backend.scatter_add_rows(result, rows, values, unwanted_row=padding_idx)
+        if padding_idx is not None:
+            result[padding_idx] = 0  # the padding row never learns
         return result
 
     def backward(self, grad):

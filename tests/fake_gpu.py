@@ -346,7 +346,7 @@ class FakeGpuBackend(Backend):
             raise TypeError(f"scatter_add does not support {values.dtype} on the GPU")
         numpy.add.at(target._host, _unwrap(index, self.device_id), _unwrap(values, self.device_id))
 
-    def scatter_add_rows(self, target, rows, values):
+    def scatter_add_rows(self, target, rows, values, unwanted_row=None):
         self.scatter_add(target, rows, values)  # as CuPy's backend does
 
     def parallel_for(self, kernel, rows, row_size, passes=1):

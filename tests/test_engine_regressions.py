@@ -303,8 +303,14 @@ def test_scatter_add_rows_sums_ids_seen_once_and_repeated_ones(vocabulary, count
     target = rng.standard_normal((vocabulary, 4))
     expected = target.copy()
     np.add.at(expected, rows, values)
+    before = target.copy()
     get_backend("cpu").scatter_add_rows(target, rows, values)
     np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)
+    unwanted = rows[0]  # present at least once: its ids are left out, its row untouched
+    expected = before.copy()
+    np.add.at(expected, rows[rows != unwanted], values[rows != unwanted])
+    get_backend("cpu").scatter_add_rows(before, rows, values, unwanted_row=unwanted)
+    np.testing.assert_allclose(before, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_embedding_backward_adds_repeated_ids_and_handles_no_ids():
