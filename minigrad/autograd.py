@@ -7,13 +7,23 @@ Every differentiable op is a `Function` subclass with two methods side by side:
 
 Because `backward` is written with Tensor ops, running it while grad mode is on
 records a graph of the backward pass itself: that is all `create_graph=True` does,
-and why second derivatives come for free.
+and why second derivatives come for free. This `backward` is the reference.
+
+Two paths, one engine: a Function of the fast layer (minigrad/kernels) may also write
+
+    backward_arrays(self, grad) -> array per input   the same gradient on raw arrays
+
+and the engine, not the op, picks: `backward_arrays` when no graph of the backward is
+recorded, `backward` when one is (create_graph=True) or in reference mode
+(`set_reference_mode(True)`, or MINIGRAD_REFERENCE=1 in the environment), which also
+makes minigrad.functional compose every layer from the primitive ops.
 
 Calling `SomeOp.apply(x, y)` runs `forward` and, if any input requires grad,
 keeps the Function instance as the output's `grad_fn`: a node of the graph, with
 one edge per input (the input's own node, or the leaf tensor itself).
 """
 import contextlib
+import os
 import weakref
 
 from .tensor import Tensor
@@ -70,6 +80,37 @@ class enable_grad(_ModeDecorator):
     _mode = True
 
 
+# -- which path: the reference or the kernels ----------------------------------------------
+_reference_mode = os.environ.get("MINIGRAD_REFERENCE", "0") not in ("", "0")
+
+
+def is_reference_mode():
+    """True when only the reference path runs: composed primitive ops, Tensor-op backwards."""
+    return _reference_mode
+
+
+class set_reference_mode:
+    """Run only the reference path (True) or let the engine use the kernels (False).
+
+    Takes effect at once, and as a context manager puts the previous mode back on exit:
+
+        minigrad.set_reference_mode(True)          # from here on
+        with minigrad.set_reference_mode(True):    # inside the block only
+    """
+
+    def __init__(self, mode):
+        global _reference_mode
+        self.previous, _reference_mode = _reference_mode, bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _reference_mode
+        _reference_mode = self.previous
+        return False
+
+
 # -- graph nodes --------------------------------------------------------------------------
 class _SavedOutput:
     """Marks 'the output of this op' in the saved list (held as an array, not a Tensor: no cycle)."""
@@ -100,6 +141,10 @@ class Function:
     def backward(self, grad):
         raise NotImplementedError
 
+    # Optional, in the fast layer only: `backward_arrays(self, grad)` takes the raw gradient array
+    # and returns raw arrays (or None) per input; read the saved values with `saved_arrays`.
+    backward_arrays = None
+
     # -- helpers for forward/backward ------------------------------------------------------
     @property
     def xp(self):
@@ -113,11 +158,24 @@ class Function:
 
     @property
     def saved_tensors(self):
+        """What forward saved, as Tensors (inputs come back as the input Tensors themselves)."""
+        saved = []
+        for item in self._unpack_saved():
+            if isinstance(item, self.backend.array_type):
+                item = Tensor._make(item, self.backend)
+            saved.append(item)
+        return tuple(saved)
+
+    @property
+    def saved_arrays(self):
+        """What forward saved, as raw arrays (for `backward_arrays`)."""
+        return tuple(item.data if isinstance(item, Tensor) else item for item in self._unpack_saved())
+
+    def _unpack_saved(self):
         if self._released:
             raise RuntimeError(
                 f"trying to backward through {type(self).__name__} a second time: its saved values were "
                 "freed after the first backward; pass retain_graph=True to the first backward")
-        saved = []
         for item, version in zip(self._saved, self._versions):
             if item is _SAVED_OUTPUT:
                 item = self._saved_output(version)
@@ -125,10 +183,7 @@ class Function:
                 raise RuntimeError(
                     f"a tensor saved for the backward of {type(self).__name__} was modified in place "
                     f"(it is at version {item._version}, saved at version {version})")
-            elif isinstance(item, self.backend.array_type):
-                item = Tensor._make(item, self.backend)
-            saved.append(item)
-        return tuple(saved)
+            yield item
 
     def _saved_output(self, version):
         if self._output_counter.value != version:
@@ -221,8 +276,9 @@ class Function:
 
 
 # -- the backward pass ---------------------------------------------------------------------
-def _topological_dependencies(roots):
+def _topological_dependencies(roots, needed=None):
     """For every node reachable from the roots: how many reachable nodes feed it a gradient.
+    With `needed`, the walk does not go below nodes outside it.
 
     Iterative (an explicit stack), so a chain of 100,000 ops needs no recursion.
     """
@@ -231,6 +287,8 @@ def _topological_dependencies(roots):
     stack = list(roots)
     while stack:
         node = stack.pop()
+        if needed is not None and node not in needed:
+            continue
         for edge in node.edges:
             if isinstance(edge, Function):
                 dependencies[edge] = dependencies.get(edge, 0) + 1
@@ -269,8 +327,10 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
             roots.append(node)
         pending[node] = _accumulate(pending.get(node), grad)
 
-    dependencies = _topological_dependencies(roots)
+    needed = _nodes_leading_to(capture, roots) if capture is not None else None
+    dependencies = _topological_dependencies(roots, needed)
     ready = [node for node in roots if dependencies.get(node, 0) == 0]
+    use_arrays = not create_graph and not _reference_mode  # the engine picks the path, not the op
     with set_grad_enabled(create_graph):
         while ready:
             node = ready.pop()
@@ -281,9 +341,9 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
                 output = node._retained()
                 if output is not None:
                     output.grad = grad if output.grad is None else output.grad + grad
-            input_grads = node.backward(grad)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
+            if needed is not None and node not in needed:  # grad(): no wanted gradient lies below
+                continue
+            input_grads = _node_backward(node, grad, use_arrays)
             if not retain_graph:
                 node._release()
             for edge, input_grad in zip(node.edges, input_grads):
@@ -307,6 +367,38 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
                 capture[leaf] = _accumulate(capture[leaf], grad)
             continue
         _accumulate_into_leaf(leaf, grad, create_graph)
+
+
+def _node_backward(node, grad, use_arrays):
+    """The gradients a node sends to its inputs, as a tuple of Tensors (or None): from its
+    array-level backward when the node has one and no graph of the backward is recorded,
+    else from its Tensor-op backward (the reference)."""
+    if use_arrays and node.backward_arrays is not None:
+        arrays = node.backward_arrays(grad.data)
+        if not isinstance(arrays, tuple):
+            arrays = (arrays,)
+        return tuple(None if a is None else Tensor._make(a, node.backend) for a in arrays)
+    grads = node.backward(grad)
+    return grads if isinstance(grads, tuple) else (grads,)
+
+
+def _nodes_leading_to(capture, roots):
+    """The nodes with a captured place among their inputs, or below them: the only ones whose
+    backward grad() must run (as in torch, it stops where no wanted gradient lies below).
+
+    An iterative depth-first walk that judges each node after all of its inputs' nodes."""
+    needed, visited = set(), set()
+    stack = [(root, False) for root in roots]
+    while stack:
+        node, inputs_judged = stack.pop()
+        if inputs_judged:
+            if any(edge in capture or edge in needed for edge in node.edges if edge is not None):
+                needed.add(node)
+        elif node not in visited:
+            visited.add(node)
+            stack.append((node, True))
+            stack.extend((edge, False) for edge in node.edges if isinstance(edge, Function) and edge not in visited)
+    return needed
 
 
 def _skip_subgraph(node, dependencies, pending, ready):

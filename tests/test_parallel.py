@@ -8,7 +8,6 @@ import minigrad
 import minigrad.functional as F
 from minigrad import backend as backend_module
 from minigrad.backend import get_backend
-from transformer.attention import fused_attention
 
 
 @pytest.fixture
@@ -204,7 +203,7 @@ def test_attention_in_blocks(threads):
         rng = np.random.default_rng(3)
         queries, keys_values = _leaf(rng, 48, 20, 64), _leaf(rng, 48, 30, 128)
         mask = minigrad.tensor(rng.random((48, 1, 1, 30)) < 0.2).data
-        context, weights = fused_attention(queries, keys_values, mask, n_heads=4, dropout_p=0.1, training=True)
+        context, weights = F.multi_head_attention(queries, keys_values, 4, mask, dropout_p=0.1, training=True)
         (context * context).sum().backward()
         return context, weights, queries.grad, keys_values.grad
     _same_with_one_and_four_threads(threads, compute)

@@ -27,29 +27,9 @@ def _activation(name):
     return ACTIVATIONS[name]
 
 
-class ReluDropout(F.Dropout):
-    """dropout(relu(x)) as one graph node: one bool mask (kept by dropout AND positive) serves both.
-
-    The FFN's hidden activation is the widest tensor of a layer (d_ff wide); composed, relu and
-    dropout each make a pass and a node forward and backward. The random draw is the same one
-    F.dropout makes, so results do not change; forward and backward are Dropout's, the positive
-    test made block by block in the same pass as the masking.
-    """
-
-    drops_non_positive = True
-
-
-def relu_dropout(x, p, training):
-    """dropout(relu(x), p, training), fused when dropout is active."""
-    if training and 0.0 < p < 1.0:
-        return ReluDropout.apply(x, p=p)
-    return F.dropout(F.relu(x), p, training)
-
-
-def add_and_norm(x, sublayer_output, dropout, norm):
-    """norm(x + dropout(sublayer_output)), the post-LN residual exit: one fused graph node while
-    training (F.dropout_add_layer_norm), the same numbers as calling the two modules (whose
-    forward methods, and hooks on them, are bypassed)."""
+def residual_exit(x, sublayer_output, dropout, norm):
+    """norm(x + dropout(sublayer_output)), the post-LN exit of a sub-layer, with the two modules' settings
+    (their forward methods, and hooks on them, are not called)."""
     return F.dropout_add_layer_norm(sublayer_output, x, dropout.p, norm.normalized_shape, norm.weight, norm.bias,
                                     norm.eps, training=dropout.training)
 
@@ -67,8 +47,10 @@ class FeedForward(nn.Module):
     def forward(self, x):
         hidden = self.linear1(x)
         if self.activation is F.relu:
-            return self.linear2(relu_dropout(hidden, self.dropout.p, self.dropout.training))
-        return self.linear2(self.dropout(self.activation(hidden)))
+            hidden = F.relu_dropout(hidden, self.dropout.p, self.dropout.training)
+        else:
+            hidden = self.dropout(self.activation(hidden))
+        return self.linear2(hidden)
 
 
 class EncoderLayer(nn.Module):
@@ -91,8 +73,8 @@ class EncoderLayer(nn.Module):
             x = x + self.dropout2(self.feed_forward(self.norm2(x)))
         else:
             attended, weights = self.self_attn(x, x, src_mask)
-            x = add_and_norm(x, attended, self.dropout1, self.norm1)
-            x = add_and_norm(x, self.feed_forward(x), self.dropout2, self.norm2)
+            x = residual_exit(x, attended, self.dropout1, self.norm1)
+            x = residual_exit(x, self.feed_forward(x), self.dropout2, self.norm2)
         return x, weights
 
 
@@ -125,10 +107,10 @@ class DecoderLayer(nn.Module):
             y = y + self.dropout3(self.feed_forward(self.norm3(y)))
         else:
             attended, self_weights = self.self_attn(y, y, tgt_mask, self_cache)
-            y = add_and_norm(y, attended, self.dropout1, self.norm1)
+            y = residual_exit(y, attended, self.dropout1, self.norm1)
             attended, cross_weights = self.multihead_attn(y, memory, src_mask, cross_cache)
-            y = add_and_norm(y, attended, self.dropout2, self.norm2)
-            y = add_and_norm(y, self.feed_forward(y), self.dropout3, self.norm3)
+            y = residual_exit(y, attended, self.dropout2, self.norm2)
+            y = residual_exit(y, self.feed_forward(y), self.dropout3, self.norm3)
         return y, self_weights, cross_weights
 
 

@@ -95,4 +95,4 @@ class Transformer(nn.Module):
         for layer in cache:
             entry = layer.get("self")
             if entry:
-                entry["k"], entry["v"] = entry["k"][index], entry["v"][index]
+                entry["kv"] = entry["kv"][index]

@@ -10,6 +10,8 @@ directly, "decoupled" from the gradient (Loshchilov & Hutter, 2019).
 """
 import math
 
+from ..autograd import is_reference_mode
+from ..kernels.adam import adam_row_kernel
 from .optimizer import Optimizer
 
 
@@ -41,36 +43,21 @@ class Adam(Optimizer):
         v_max = state["max_exp_avg_sq"].data if group["amsgrad"] else None
         decay = 1 - lr * weight_decay if weight_decay != 0 and self._decoupled else None
         l2 = weight_decay if weight_decay != 0 and not self._decoupled else None
-        # m / (sqrt(v) / c2 + eps) == c2 * m / (sqrt(v) + eps * c2): one pass less over the array
-        c2 = math.sqrt(1 - beta2 ** step)
-        step_size = lr * c2 / (1 - beta1 ** step)
-
-        def update(start, stop):  # rows [start, stop) of every array; blocks run on all cores
-            p, g, m_rows, v_rows = param[start:stop], grad[start:stop], m[start:stop], v[start:stop]
-            if decay is not None:
-                p *= decay
-            elif l2 is not None:
-                g = g + l2 * p  # a fresh array: p.grad stays untouched
-            work = xp.multiply(g, 1 - beta1)  # the one temporary, reused for every stage below
-            m_rows *= beta1
-            m_rows += work
-            xp.multiply(g, g, out=work)
-            work *= 1 - beta2
-            v_rows *= beta2
-            v_rows += work
-            if v_max is not None:
-                xp.maximum(v_max[start:stop], v_rows, out=v_max[start:stop])
-                v_rows = v_max[start:stop]
-            xp.sqrt(v_rows, out=work)
-            work += eps * c2
-            xp.divide(m_rows, work, out=work)
-            work *= step_size
-            p -= work
-
-        if param.ndim == 0:  # blocks are rows: give a scalar parameter one (views, still in place)
-            param, grad, m, v = (a.reshape(1) for a in (param, grad, m, v))
-            v_max = v_max.reshape(1) if v_max is not None else None
-        return update, param.shape[0], param.size // max(param.shape[0], 1)  # step() runs all parameters' at once
+        if not is_reference_mode():  # the fast layer: the same step in one pass per block, all parameters at once
+            return adam_row_kernel(xp, param, grad, m, v, v_max, lr, beta1, beta2, eps, step, decay, l2)
+        if decay is not None:
+            param *= decay
+        elif l2 is not None:
+            grad = grad + l2 * param
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        if v_max is not None:
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
+        param -= lr / (1 - beta1 ** step) * m / (xp.sqrt(v) / math.sqrt(1 - beta2 ** step) + eps)
+        return None
 
 
 class AdamW(Adam):

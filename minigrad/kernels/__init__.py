@@ -1,0 +1,30 @@
+"""The fast layer: kernels that minigrad.functional runs in place of composed primitive ops.
+
+A reader learning autograd can skip this package. Each kernel computes what a function of
+minigrad.functional composes from primitive ops (the reference, what the docs teach), in one
+graph node that works on raw arrays, row block by row block on every core. Its forward and
+`backward_arrays` are the fast path; its `backward` differentiates the reference composition
+(through_reference.py), so create_graph and second derivatives are the reference's. The
+engine picks which backward runs (minigrad/autograd.py); minigrad.functional picks the kernel
+unless reference mode is on (`minigrad.set_reference_mode(True)` or MINIGRAD_REFERENCE=1).
+tests/test_kernels.py checks every kernel against its reference.
+
+    file              kernel                 replaces
+    linear.py         Linear                 x @ weight.mT + bias
+    layer_norm.py     LayerNorm              mean / var arithmetic
+    residual_exit.py  DropoutAddLayerNorm    layer_norm(residual + dropout(x))
+    dropout.py        Dropout, ReluDropout   x * keep * scale, after relu
+    cross_entropy.py  CrossEntropy           log_softmax + gather + smoothing + reduction
+    attention.py      Attention              split heads, q k^T, masked softmax, dropout, @ v, merge
+    adam.py           adam_row_kernel        optim.Adam's whole-array update
+    rows.py           row sums and means as GEMVs, shared by the kernels above
+"""
+from .attention import Attention, attention
+from .cross_entropy import CrossEntropy
+from .dropout import Dropout, ReluDropout
+from .layer_norm import LayerNorm
+from .linear import Linear
+from .residual_exit import DropoutAddLayerNorm
+
+__all__ = ["Attention", "attention", "CrossEntropy", "Dropout", "ReluDropout", "LayerNorm", "Linear",
+           "DropoutAddLayerNorm"]
