@@ -19,3 +19,11 @@ def _seeded_and_float32():
 def rng():
     """A NumPy generator for test inputs (independent of minigrad's own generators)."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(params=["kernels", "reference"])
+def both_paths(request):
+    """Run a test twice: with minigrad's fused kernels (the default), and in reference mode (only the
+    composed primitive ops and Tensor-op backwards). Model-level test modules use it for every test."""
+    with minigrad.set_reference_mode(request.param == "reference"):
+        yield request.param

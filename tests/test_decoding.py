@@ -7,6 +7,8 @@ import minigrad.functional as F
 import nn
 from transformer import Transformer, beam_search, greedy_decode
 
+pytestmark = pytest.mark.usefixtures("both_paths")  # every test on the kernels and on the reference path
+
 PAD, BOS, EOS = 0, 2, 3
 
 

@@ -20,6 +20,8 @@ import minigrad
 import minigrad.functional as F
 import nn
 
+pytestmark = pytest.mark.usefixtures("both_paths")  # every test on the kernels and on the reference path
+
 DEVICES = [d for d in fake_gpu.device_params() if d != "cpu"]
 ATOL, RTOL = 1e-5, 1e-4
 

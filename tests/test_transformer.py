@@ -11,6 +11,8 @@ from minigrad.functional import masked_softmax
 from transformer.attention import MultiHeadAttention
 from transformer.positional import sinusoidal_table
 
+pytestmark = pytest.mark.usefixtures("both_paths")  # every test on the kernels and on the reference path
+
 PAD, BOS, EOS = 0, 2, 3
 
 

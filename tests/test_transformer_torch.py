@@ -15,6 +15,8 @@ import pytest
 import minigrad
 from transformer import Transformer
 
+pytestmark = pytest.mark.usefixtures("both_paths")  # every test on the kernels and on the reference path
+
 torch = pytest.importorskip("torch")
 
 SRC = [[4, 5, 6, 7, 8, 3], [9, 5, 4, 3, 0, 0], [6, 3, 0, 0, 0, 0]]
