@@ -133,6 +133,37 @@ def merge_heads(x):
     return x.transpose(1, 2).reshape(batch, length, heads * d_head)
 
 
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False):
+    """torch.nn.functional.scaled_dot_product_attention: softmax(query key^T * scale + mask) value.
+
+    query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev). As in torch, a bool
+    `attn_mask` is True where attention is ALLOWED (the opposite of masked_softmax's `blocked`), a
+    float one is added to the scores, `is_causal` allows each query the keys up to its own position,
+    `scale` defaults to 1 / sqrt(E), and dropout (no training flag here, as in torch) applies when
+    dropout_p > 0. A query with no allowed key gets zeros, not NaN.
+    """
+    if enable_gqa:
+        raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported")
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: query {query.shape}, key {key.shape} and value "
+                         f"{value.shape} do not fit (query and key need one last dim, key and value one length)")
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.mT) * scale
+    blocked = None
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: pass attn_mask or is_causal, not both (as torch)")
+        length, key_length = scores.shape[-2:]
+        blocked = Tensor._make(query.xp.triu(query.xp.ones((length, key_length), dtype=bool), 1), query.backend)
+    elif attn_mask is not None and attn_mask.dtype.kind == "b":
+        blocked = ~attn_mask
+    elif attn_mask is not None:
+        scores = scores + attn_mask
+    weights = masked_softmax(scores, blocked)
+    return dropout(weights, dropout_p, training=dropout_p > 0) @ value
+
+
 def multi_head_attention(queries, keys_values, n_heads, blocked=None, dropout_p=0.0, training=True):
     """Scaled dot-product attention on n_heads heads of projected inputs (section 3.2 of the paper):
 
@@ -303,4 +334,4 @@ def mse_loss(input, target, reduction="mean"):
 
 __all__ = ["linear", "layer_norm", "dropout", "relu_dropout", "dropout_add_layer_norm", "embedding",
            "cross_entropy", "nll_loss", "mse_loss", "softmax", "log_softmax", "masked_softmax",
-           "multi_head_attention", "relu", "gelu", "sigmoid", "tanh"]
+           "multi_head_attention", "scaled_dot_product_attention", "relu", "gelu", "sigmoid", "tanh"]
