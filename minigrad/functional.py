@@ -117,6 +117,18 @@ def masked_softmax(scores, blocked=None, scale=1.0):
     return softmax(scores, -1)
 
 
+def attention_weights(query, key, blocked=None, scale=None, bias=None):
+    """softmax(query key^T * scale + bias) over the keys, zero where `blocked` is True: (..., T, S).
+
+    `scale` defaults to 1 / sqrt(d_k): dot products of d_k-dimensional vectors grow like sqrt(d_k),
+    and unscaled they would push the softmax into its flat, gradient-free tails."""
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.mT) * scale
+    if bias is not None:
+        scores = scores + bias
+    return masked_softmax(scores, blocked)
+
+
 def split_heads(x, n_parts, n_heads):
     """(B, L, n_parts * D) -> n_parts tensors (B, H, L, d_k): one reshape and one permute.
 
@@ -148,19 +160,17 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: query {query.shape}, key {key.shape} and value "
                          f"{value.shape} do not fit (query and key need one last dim, key and value one length)")
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = (query @ key.mT) * scale
-    blocked = None
+    blocked = bias = None
     if is_causal:
         if attn_mask is not None:
             raise ValueError("scaled_dot_product_attention: pass attn_mask or is_causal, not both (as torch)")
-        length, key_length = scores.shape[-2:]
+        length, key_length = query.shape[-2], key.shape[-2]
         blocked = Tensor._make(query.xp.triu(query.xp.ones((length, key_length), dtype=bool), 1), query.backend)
     elif attn_mask is not None and attn_mask.dtype.kind == "b":
         blocked = ~attn_mask
     elif attn_mask is not None:
-        scores = scores + attn_mask
-    weights = masked_softmax(scores, blocked)
+        bias = attn_mask
+    weights = attention_weights(query, key, blocked, scale, bias)
     return dropout(weights, dropout_p, training=dropout_p > 0) @ value
 
 
@@ -192,7 +202,7 @@ def attention_with_keep_mask(queries, keys_values, n_heads, blocked, keep, p):
         q, k, v = split_heads(queries, 3, n_heads)
     else:
         (q,), (k, v) = split_heads(queries, 1, n_heads), split_heads(keys_values, 2, n_heads)
-    weights = masked_softmax(q @ k.mT, blocked, 1.0 / math.sqrt(q.shape[-1]))
+    weights = attention_weights(q, k, blocked)
     dropped = weights if keep is None else scale_by_keep_mask(weights, keep, p)
     return merge_heads(dropped @ v), weights
 
