@@ -111,7 +111,8 @@ def dropout_add_layer_norm(x, residual, p, normalized_shape, weight=None, bias=N
 def masked_softmax(scores, blocked=None, scale=1.0):
     """softmax(scale * scores) over the last dim, with weight exactly 0 where the bool `blocked` is True
     (broadcast to scores). A row whose every key is blocked gives zeros and a zero gradient, not NaN."""
-    scores = scores * scale
+    if scale != 1.0:
+        scores = scores * scale
     if blocked is not None:
         scores = scores.masked_fill(blocked, -math.inf)
     return softmax(scores, -1)
