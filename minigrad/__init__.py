@@ -10,7 +10,7 @@ from .tensor import (Device, Tensor, bool_, float16, float32, float64, get_defau
 from . import cuda  # noqa: F401
 from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import (get_default_device, get_num_threads, get_rng_state, manual_seed, set_default_device,
-                      set_num_threads, set_rng_state)
+                      set_num_threads, set_rng_state, tune_cpu)
 from .creation import (arange, empty_param, eye, full, full_like, ones, ones_like, rand, randint, randn, tensor, zeros,
                        zeros_like)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

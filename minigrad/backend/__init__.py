@@ -13,29 +13,19 @@ Tests register a simulated device that follows CuPy's rules (see tests/fake_gpu.
     cupy_backend.py   CupyBackend: CuPy on one NVIDIA GPU (imported only when used)
     host.py           host arrays and dtypes, for code outside the backend
     seeds.py          the seeds manual_seed gave, read by backends made later
-    cpu_tuning.py     malloc settings, made at import
+    cpu_tuning.py     tune_cpu(): malloc and OpenBLAS settings, made only when asked for
 
 minigrad's CPU thread pool and the dropout-mask kernel live in minigrad/kernels/.
 """
-import os
-
-# OpenBLAS's idle threads spin for 2**28 cycles (about 0.1 s) after each matrix product before
-# they sleep, holding a core that minigrad's elementwise threads (parallel_for) then wait for;
-# 2**20 cycles (well under a millisecond) still bridges back-to-back products. OpenBLAS reads
-# this when it loads, so it only applies when NumPy is imported after minigrad; a value you set wins.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
-
-from ..kernels.thread_pool import get_num_threads, set_num_threads  # noqa: E402
-from .cpu_tuning import _keep_freed_host_memory  # noqa: E402
-from .cupy_backend import CupyBackend, cuda_device_count, cuda_is_available  # noqa: E402
-from .host import dtype, format_host_array, host_array, host_numpy, host_scalar_types  # noqa: E402
-from .numpy_backend import Backend  # noqa: E402
-from .registry import (backend_of_array, canonical_device, get_backend, get_default_device, get_rng_state,  # noqa: E402
+from ..kernels.thread_pool import get_num_threads, set_num_threads
+from .cpu_tuning import tune_cpu
+from .cupy_backend import CupyBackend, cuda_device_count, cuda_is_available
+from .host import dtype, format_host_array, host_array, host_numpy, host_scalar_types
+from .numpy_backend import Backend
+from .registry import (backend_of_array, canonical_device, get_backend, get_default_device, get_rng_state,
                        manual_seed, register_device_type, set_default_device, set_rng_state)
 
 __all__ = ["Backend", "CupyBackend", "backend_of_array", "canonical_device", "cuda_device_count", "cuda_is_available",
            "dtype", "format_host_array", "get_backend", "get_default_device", "get_num_threads", "get_rng_state",
            "host_array", "host_numpy", "host_scalar_types", "manual_seed", "register_device_type",
-           "set_default_device", "set_num_threads", "set_rng_state"]
-
-_keep_freed_host_memory()
+           "set_default_device", "set_num_threads", "set_rng_state", "tune_cpu"]
