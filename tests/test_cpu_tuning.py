@@ -8,6 +8,9 @@ import sys
 import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import blas_idle_spin  # noqa: E402
+
 _TUNING_VARIABLES = ("OPENBLAS_THREAD_TIMEOUT", "MINIGRAD_KEEP_FREED_MEMORY")
 
 
@@ -77,3 +80,21 @@ def test_tune_cpu_sets_the_blas_timeout_once_and_respects_a_value_already_set():
                             "print(json.dumps([minigrad.tune_cpu(), os.environ['OPENBLAS_THREAD_TIMEOUT']]))",
                             OPENBLAS_THREAD_TIMEOUT="24")
     assert variable == result["openblas_thread_timeout"] == "24" and "left alone" in result["openblas"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="counts threads and maps in /proc (Linux)")
+def test_idle_blas_threads_stop_spinning_once_tuned():
+    """After a product, OpenBLAS's idle thread spins while the main thread sleeps 50 ms, unless the
+    timeout was set before NumPy loaded or tune_cpu() restarted the threads with it."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: OpenBLAS starts no second thread")
+    untuned = blas_idle_spin.measure("untuned")
+    if not untuned["openblas"] or untuned["blas_threads"] < 2:
+        pytest.skip(f"needs NumPy on OpenBLAS with 2 threads (OpenBLAS: {untuned['openblas']}, "
+                    f"threads: {untuned['blas_threads']})")
+    if untuned["median_ms"] < 5:
+        pytest.skip(f"no spinning to measure without tuning ({untuned['median_ms']:.1f} ms per 50 ms sleep)")
+    for case in ("env", "tune_cpu"):
+        tuned = blas_idle_spin.measure(case)
+        assert tuned["median_ms"] < untuned["median_ms"] / 2, (case, tuned["spin_ms"], untuned["spin_ms"])
+    assert "applied to" in tuned["tune_cpu"]["openblas"]
