@@ -64,10 +64,16 @@ def make_batch(config, seed=0):
 
 
 # -- one framework per process ---------------------------------------------------------------------
-def minigrad_session(config, decode_len, decode_batch):
-    """(step, finish): one training step, and what is measured once the timing is over."""
+def minigrad_session(config, decode_len, decode_batch, tune=False):
+    """(step, finish): one training step, and what is measured once the timing is over.
+
+    tune: call minigrad.tune_cpu() first (the worker processes do; a test calling this in its own
+    process does not), so that malloc keeps freed blocks and OpenBLAS's idle threads stop spinning sooner."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     import minigrad
+
+    if tune:
+        minigrad.tune_cpu()
     import minigrad.functional as F
     from transformer.decoding import greedy_decode
     from transformer.model import Transformer
@@ -217,7 +223,7 @@ def worker(framework, name, args):
     """Build, warm up, then answer the driver: "steps N" -> N step times; "finish" -> the rest, and exit."""
     config = CONFIGS[name]
     if framework == "minigrad":
-        step, finish = minigrad_session(config, args.decode_len, args.decode_batch)
+        step, finish = minigrad_session(config, args.decode_len, args.decode_batch, tune=True)
     else:
         step, finish = torch_session(config, args.threads)
     _time(step, args.warmup)

@@ -11,7 +11,7 @@ from . import cuda  # noqa: F401
 from .autograd import (Function, enable_grad, grad, is_grad_enabled, is_reference_mode, no_grad, set_grad_enabled,
                        set_reference_mode)
 from .backend import (get_default_device, get_num_threads, get_rng_state, manual_seed, set_default_device,
-                      set_num_threads, set_rng_state)
+                      set_num_threads, set_rng_state, tune_cpu)
 from .creation import (arange, empty_param, eye, full, full_like, ones, ones_like, rand, randint, randn, tensor, zeros,
                        zeros_like)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

@@ -15,8 +15,13 @@ Transformer only call these functions and never choose a path themselves.
 """
 import math
 
-from . import kernels
 from .autograd import Function, is_reference_mode
+from .kernels.attention import attention as attention_kernel
+from .kernels.cross_entropy import CrossEntropy as CrossEntropyKernel
+from .kernels.dropout import Dropout as DropoutKernel, ReluDropout as ReluDropoutKernel
+from .kernels.layer_norm import LayerNorm as LayerNormKernel
+from .kernels.linear import Linear as LinearKernel
+from .kernels.residual_exit import DropoutAddLayerNorm as DropoutAddLayerNormKernel
 from .tensor import Tensor
 from .ops.indexing import check_ids_in_range
 from .ops import cat, gather, log_softmax, mean, relu, gelu, sigmoid, softmax, sum, tanh, where  # noqa: F401
@@ -33,7 +38,7 @@ def linear(x, weight, bias=None):
         raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
                          f"(expected last dim {weight.shape[-1]})")
     if _use_kernels():
-        return kernels.Linear.apply(x, weight, bias)  # kernel: one GEMM each way, x flattened to 2-D
+        return LinearKernel.apply(x, weight, bias)  # kernel: one GEMM each way, x flattened to 2-D
     y = x @ weight.mT
     return y + bias if bias is not None else y
 
@@ -50,7 +55,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last dims, with the biased variance."""
     axes = _normalized_axes(x, normalized_shape)
     if _use_kernels():
-        return kernels.LayerNorm.apply(x, weight, bias, axes=axes, eps=eps)  # kernel: every pass per row block
+        return LayerNormKernel.apply(x, weight, bias, axes=axes, eps=eps)  # kernel: every pass per row block
     centered = x - x.mean(axes, keepdim=True)
     variance = (centered * centered).mean(axes, keepdim=True)
     y = centered * (variance + eps).rsqrt()
@@ -85,7 +90,7 @@ def dropout(x, p=0.5, training=True):
     if p == 1.0:
         return x * 0.0
     if _use_kernels():
-        return kernels.Dropout.apply(x, p=p)  # kernel: one pass per block, the bool mask kept
+        return DropoutKernel.apply(x, p=p)  # kernel: one pass per block, the bool mask kept
     return scale_by_keep_mask(x, keep_mask(x.shape, p, x.backend), p)
 
 
@@ -93,7 +98,7 @@ def relu_dropout(x, p=0.5, training=True):
     """dropout(relu(x), p, training): the feed-forward block's hidden activation."""
     _check_probability(p)
     if training and 0.0 < p < 1.0 and _use_kernels():
-        return kernels.ReluDropout.apply(x, p=p)  # kernel: relu's mask joins dropout's in the same pass
+        return ReluDropoutKernel.apply(x, p=p)  # kernel: relu's mask joins dropout's in the same pass
     return dropout(relu(x), p, training)
 
 
@@ -102,7 +107,7 @@ def dropout_add_layer_norm(x, residual, p, normalized_shape, weight=None, bias=N
     _check_probability(p)
     if _use_kernels() and not (training and p == 1.0) and x.shape == residual.shape and x.dtype == residual.dtype:
         axes = _normalized_axes(x, normalized_shape)  # kernel: the sum formed inside LayerNorm's blocks
-        return kernels.DropoutAddLayerNorm.apply(x, residual, weight, bias, p=p if training else 0.0, axes=axes,
+        return DropoutAddLayerNormKernel.apply(x, residual, weight, bias, p=p if training else 0.0, axes=axes,
                                                  eps=eps)
     return layer_norm(residual + dropout(x, p, training), normalized_shape, weight, bias, eps)
 
@@ -188,7 +193,7 @@ def multi_head_attention(queries, keys_values, n_heads, blocked=None, dropout_p=
     p = dropout_p if training else 0.0
     _check_probability(p)
     if _use_kernels() and p < 1.0:
-        return kernels.attention(queries, keys_values, n_heads, blocked, p)  # kernel: one node, raw arrays
+        return attention_kernel(queries, keys_values, n_heads, blocked, p)  # kernel: one node, raw arrays
     keep = None
     if p > 0:  # drawn before the softmax, as the kernel draws it: both paths drop the same weights
         batch, length = queries.shape[:2]
@@ -321,7 +326,7 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
     logits, target = _classes_last(logits, target, "cross_entropy")
     check_ids_in_range(target, logits.shape[-1], "cross_entropy", "target", ignore_index)
     if _use_kernels():  # kernel: every pass over the (N, C) logits per row block, one pass backward
-        loss = kernels.CrossEntropy.apply(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+        loss = CrossEntropyKernel.apply(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                                           ignore_index=ignore_index, label_smoothing=label_smoothing,
                                           reduction=reduction)
         if reduction != "none":

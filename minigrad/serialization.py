@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 
+from . import archive as _archive
 from . import backend as _backend
 from .autograd import no_grad
 from .tensor import Tensor
@@ -41,7 +42,7 @@ def save(obj, path):
     root = _encode(obj, arrays, {}, "obj")
     document = json.dumps({"format": FORMAT, "version": VERSION, "root": root})
     if hasattr(path, "write"):
-        _backend.save_archive(path, document, arrays)
+        _archive.save_archive(path, document, arrays)
         return
     _write_atomically(os.fspath(path), document, arrays)
 
@@ -79,7 +80,7 @@ def _write_atomically(path, document, arrays):
     descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(descriptor, "wb") as file:
-            _backend.save_archive(file, document, arrays)
+            _archive.save_archive(file, document, arrays)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, _file_mode(path))
@@ -128,7 +129,7 @@ def load(path, map_location=None):
     if isinstance(source, str) and not os.path.exists(source):
         raise FileNotFoundError(f"minigrad.load: no such file: {name}")
     try:
-        document, arrays = _backend.load_archive(source)
+        document, arrays = _archive.load_archive(source)
     except Exception as error:  # zip, npy-header, pickle-refused, truncation errors of many kinds
         reason = f"{type(error).__name__}: {error}"
         if "pickle" in str(error):

@@ -10,7 +10,12 @@ import pytest
 
 import minigrad
 import minigrad.functional as F
-from minigrad import kernels
+from minigrad.kernels.attention import Attention
+from minigrad.kernels.cross_entropy import CrossEntropy
+from minigrad.kernels.dropout import Dropout, ReluDropout
+from minigrad.kernels.layer_norm import LayerNorm
+from minigrad.kernels.linear import Linear
+from minigrad.kernels.residual_exit import DropoutAddLayerNorm
 from transformer import Transformer
 
 RNG = np.random.default_rng(0)
@@ -46,32 +51,32 @@ def seeded(function, seed=11):
 
 
 CASES = {  # name -> (the kernel it must use, function of the inputs, input shapes)
-    "linear 3-D": (kernels.Linear, lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)]),
-    "linear no bias": (kernels.Linear, lambda x, w: F.linear(x, w), [(3, 4), (2, 4)]),
-    "layer_norm": (kernels.LayerNorm, lambda x, w, b: F.layer_norm(x, 6, w, b), [(2, 3, 6), (6,), (6,)]),
-    "layer_norm two dims, no affine": (kernels.LayerNorm, lambda x: F.layer_norm(x, (3, 4)), [(2, 3, 4)]),
-    "dropout": (kernels.Dropout, lambda x: F.dropout(x, 0.3), [(4, 5, 6)]),
-    "relu_dropout": (kernels.ReluDropout, lambda x: F.relu_dropout(x, 0.4), [(3, 5, 8)]),
-    "residual exit": (kernels.DropoutAddLayerNorm,
+    "linear 3-D": (Linear, lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)]),
+    "linear no bias": (Linear, lambda x, w: F.linear(x, w), [(3, 4), (2, 4)]),
+    "layer_norm": (LayerNorm, lambda x, w, b: F.layer_norm(x, 6, w, b), [(2, 3, 6), (6,), (6,)]),
+    "layer_norm two dims, no affine": (LayerNorm, lambda x: F.layer_norm(x, (3, 4)), [(2, 3, 4)]),
+    "dropout": (Dropout, lambda x: F.dropout(x, 0.3), [(4, 5, 6)]),
+    "relu_dropout": (ReluDropout, lambda x: F.relu_dropout(x, 0.4), [(3, 5, 8)]),
+    "residual exit": (DropoutAddLayerNorm,
                       lambda x, r, w, b: F.dropout_add_layer_norm(x, r, 0.3, 8, w, b), [(3, 5, 8), (3, 5, 8), (8,), (8,)]),
-    "residual exit, eval": (kernels.DropoutAddLayerNorm,
+    "residual exit, eval": (DropoutAddLayerNorm,
                             lambda x, r: F.dropout_add_layer_norm(x, r, 0.3, (4, 6), training=False),
                             [(2, 3, 4, 6), (2, 3, 4, 6)]),
     "cross_entropy smoothed, ignored targets": (
-        kernels.CrossEntropy,
+        CrossEntropy,
         lambda x: F.cross_entropy(x, minigrad.tensor([1, 4, -100, 0, 4, 2]), label_smoothing=0.1), [(6, 5)]),
-    "cross_entropy sum": (kernels.CrossEntropy,
+    "cross_entropy sum": (CrossEntropy,
                           lambda x: F.cross_entropy(x, minigrad.tensor([1, 4, 0]), reduction="sum"), [(3, 5)]),
     "cross_entropy none, (N, C, d)": (
-        kernels.CrossEntropy,
+        CrossEntropy,
         lambda x: F.cross_entropy(x, minigrad.tensor([[1, 3], [0, 2]]), ignore_index=3, label_smoothing=0.2,
                                   reduction="none"), [(2, 4, 2)]),
     "self-attention, padding mask, dropout": (
-        kernels.Attention,
+        Attention,
         lambda q: F.multi_head_attention(q, None, 2, minigrad.tensor([[[[False, False, True]]], [[[True] * 3]]]),
                                          dropout_p=0.3)[0], [(2, 3, 12)]),
     "cross-attention, causal-shaped mask": (
-        kernels.Attention,
+        Attention,
         lambda q, kv: F.multi_head_attention(q, kv, 2, minigrad.tensor(np.triu(np.ones((3, 4), bool), 2)))[0],
         [(2, 3, 4), (2, 4, 8)]),
 }

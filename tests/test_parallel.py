@@ -6,8 +6,8 @@ import pytest
 
 import minigrad
 import minigrad.functional as F
-from minigrad import backend as backend_module
 from minigrad.backend import get_backend
+from minigrad.kernels import thread_pool
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_the_caller_does_not_wait_for_a_thread_that_has_not_started(threads):
         release.wait(timeout=10)
         woke.set()
 
-    backend_module._thread_pool(1).submit(busy)
+    thread_pool._thread_pool(1).submit(busy)
     seen = np.zeros(4096, dtype=int)
     get_backend("cpu").parallel_for(lambda start, stop: seen.__setitem__(slice(start, stop), seen[start:stop] + 1),
                                     4096, 4096)
@@ -101,7 +101,7 @@ def test_set_num_threads_checks_its_argument(threads):
 
 
 def test_thread_count_follows_the_blas_setting(monkeypatch):
-    monkeypatch.setattr(backend_module, "_num_threads", None)
+    monkeypatch.setattr(thread_pool, "_num_threads", None)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert minigrad.get_num_threads() == 3
 

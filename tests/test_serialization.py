@@ -118,11 +118,11 @@ def test_map_location_and_unavailable_devices(tmp_path):
     with pytest.raises(RuntimeError, match="map_location='cpu'"):
         minigrad.load(path, map_location="tpu")
     # A file that says its tensor lives on a device this machine does not know:
-    document, arrays = minigrad.backend.load_archive(str(path))
+    document, arrays = minigrad.archive.load_archive(str(path))
     header = json.loads(document)
     header["root"]["dict"][0][1]["device"] = "xpu:3"
     with open(path, "wb") as file:
-        minigrad.backend.save_archive(file, json.dumps(header), arrays)
+        minigrad.archive.save_archive(file, json.dumps(header), arrays)
     with pytest.raises(RuntimeError, match="xpu:3.*map_location='cpu'"):
         minigrad.load(path)
     assert minigrad.load(path, map_location="cpu")["x"].tolist() == [1.0]
@@ -228,7 +228,7 @@ def test_failed_write_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
         file.write(b"PK\x03\x04 half an archive")
         raise OSError("disk full")
 
-    monkeypatch.setattr(minigrad.backend, "save_archive", dies_midway)
+    monkeypatch.setattr(minigrad.archive, "save_archive", dies_midway)
     with pytest.raises(OSError, match="disk full"):
         minigrad.save({"version": 2, "w": minigrad.tensor([3.0])}, path)
     assert path.read_bytes() == before

@@ -18,13 +18,9 @@ tests/test_kernels.py checks every kernel against its reference.
     attention.py      Attention              split heads, q k^T, masked softmax, dropout, @ v, merge
     adam.py           adam_row_kernel        optim.Adam's whole-array update
     rows.py           row sums and means as GEMVs, shared by the kernels above
-"""
-from .attention import Attention, attention
-from .cross_entropy import CrossEntropy
-from .dropout import Dropout, ReluDropout
-from .layer_norm import LayerNorm
-from .linear import Linear
-from .residual_exit import DropoutAddLayerNorm
+    dropout_mask.py   the keep masks of dropout, drawn in blocks on every core (Backend.keep_mask)
+    thread_pool.py    parallel_for: row blocks of an elementwise kernel on a few threads
 
-__all__ = ["Attention", "attention", "CrossEntropy", "Dropout", "ReluDropout", "LayerNorm", "Linear",
-           "DropoutAddLayerNorm"]
+This file imports nothing: the backend imports thread_pool and dropout_mask from here, and the
+kernels import minigrad.functional, which needs the backend.
+"""
