@@ -308,11 +308,12 @@ def _accumulate(total, grad):
     return Tensor._make(total.data + grad.data, total._backend)
 
 
-def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
+def _run_backward(tensors, grads, retain_graph, create_graph, capture=None, through_capture=True):
     """Send `grads` back from `tensors` through the graph.
 
     With `capture` (a dict keyed by node or leaf), the gradients reaching those
-    places are collected there instead of being accumulated into leaves' `.grad`.
+    places are collected there instead of being accumulated into leaves' `.grad`;
+    with `through_capture` False the pass also stops there (partial derivatives).
     """
     pending = {}  # node -> gradient of its output, summed over all its consumers so far
     leaf_grads = {}  # leaf -> gradient summed over this pass
@@ -327,7 +328,7 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
             roots.append(node)
         pending[node] = _accumulate(pending.get(node), grad)
 
-    needed = _nodes_leading_to(capture, roots) if capture is not None else None
+    needed = _nodes_leading_to(capture, roots, through_capture) if capture is not None else None
     dependencies = _topological_dependencies(roots, needed)
     ready = [node for node in roots if dependencies.get(node, 0) == 0]
     use_arrays = not create_graph and not _reference_mode  # the engine picks the path, not the op
@@ -357,7 +358,7 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
                         if edge in pending:
                             ready.append(edge)
                         else:  # no gradient reached it: nothing to do below it either
-                            _skip_subgraph(edge, dependencies, pending, ready)
+                            _skip_subgraph(edge, dependencies, pending, ready, needed)
                 elif input_grad is not None:
                     leaf_grads[edge] = _accumulate(leaf_grads.get(edge), input_grad)
 
@@ -382,30 +383,37 @@ def _node_backward(node, grad, use_arrays):
     return grads if isinstance(grads, tuple) else (grads,)
 
 
-def _nodes_leading_to(capture, roots):
+def _nodes_leading_to(capture, roots, through_capture=True):
     """The nodes with a captured place among their inputs, or below them: the only ones whose
     backward grad() must run (as in torch, it stops where no wanted gradient lies below).
+    With `through_capture` False, nothing below a captured node counts.
 
     An iterative depth-first walk that judges each node after all of its inputs' nodes."""
     needed, visited = set(), set()
     stack = [(root, False) for root in roots]
     while stack:
         node, inputs_judged = stack.pop()
+        stops_here = not through_capture and node in capture
         if inputs_judged:
-            if any(edge in capture or edge in needed for edge in node.edges if edge is not None):
+            if not stops_here and any(edge in capture or edge in needed for edge in node.edges if edge is not None):
                 needed.add(node)
         elif node not in visited:
             visited.add(node)
             stack.append((node, True))
-            stack.extend((edge, False) for edge in node.edges if isinstance(edge, Function) and edge not in visited)
+            if not stops_here:
+                stack.extend((edge, False) for edge in node.edges if isinstance(edge, Function) and edge not in visited)
     return needed
 
 
-def _skip_subgraph(node, dependencies, pending, ready):
-    """A node that received no gradient still releases its inputs' dependency counts."""
+def _skip_subgraph(node, dependencies, pending, ready, needed=None):
+    """A node that received no gradient still releases its inputs' dependency counts (only
+    those counted: with `needed`, the walk did not go below nodes outside it)."""
     stack = [node]
     while stack:
-        for edge in stack.pop().edges:
+        node = stack.pop()
+        if needed is not None and node not in needed:
+            continue
+        for edge in node.edges:
             if isinstance(edge, Function):
                 dependencies[edge] -= 1
                 if dependencies[edge] == 0:
@@ -476,6 +484,18 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
     """d(outputs)/d(inputs) returned as a tuple, without touching any `.grad`."""
+    return _captured_gradients(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, True)
+
+
+def partial_grad(outputs, inputs, grad_outputs=None, create_graph=False):
+    """Like grad(), but each input is held fixed: where one input was computed from another, that
+    path is not followed, so the results are partial derivatives. A kernel's create_graph backward
+    needs exactly these: the derivatives of its output with respect to each of its arguments, which
+    the outer backward pass then chains through the rest of the graph itself."""
+    return _captured_gradients(outputs, inputs, grad_outputs, create_graph, create_graph, True, False)
+
+
+def _captured_gradients(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, through_inputs):
     outputs = _as_tuple(outputs)
     inputs = _as_tuple(inputs)
     grad_outputs = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
@@ -487,7 +507,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     keys = [tensor.grad_fn or tensor for tensor in inputs]
     capture = dict.fromkeys(keys)
     grads = _initial_gradients(outputs, grad_outputs)
-    _run_backward(outputs, grads, retain_graph, create_graph, capture)
+    _run_backward(outputs, grads, retain_graph, create_graph, capture, through_inputs)
     results = []
     for index, key in enumerate(keys):
         result = capture[key]

@@ -188,18 +188,23 @@ def multi_head_attention(queries, keys_values, n_heads, blocked=None, dropout_p=
     `queries` (B, T, 3D) holds q, k and v side by side (self-attention; `keys_values` None), or
     `queries` (B, T, D) the queries and `keys_values` (B, S, 2D) the keys and values. `blocked`
     (bool, broadcast to (B, H, T, S)) is True where a query may not look: padding, the future.
-    Returns the context (B, T, D) with the heads merged, and the weights (B, H, T, S) before dropout.
+    Returns the context (B, T, D) with the heads merged, and the weights (B, H, T, S) before dropout,
+    for inspection: without a graph, on both paths.
     """
     p = dropout_p if training else 0.0
     _check_probability(p)
-    if _use_kernels() and p < 1.0:
+    if p == 1.0:  # every weight dropped, as F.dropout(p=1): a zero context (and no division by 1 - p)
+        context, weights = multi_head_attention(queries, keys_values, n_heads, blocked)
+        return context * 0.0, weights
+    if _use_kernels():
         return attention_kernel(queries, keys_values, n_heads, blocked, p)  # kernel: one node, raw arrays
     keep = None
     if p > 0:  # drawn before the softmax, as the kernel draws it: both paths drop the same weights
         batch, length = queries.shape[:2]
         key_length = length if keys_values is None else keys_values.shape[1]
         keep = keep_mask((batch, n_heads, length, key_length), p, queries.backend)
-    return attention_with_keep_mask(queries, keys_values, n_heads, blocked, keep, p)
+    context, weights = attention_with_keep_mask(queries, keys_values, n_heads, blocked, keep, p)
+    return context, weights.detach()
 
 
 def attention_with_keep_mask(queries, keys_values, n_heads, blocked, keep, p):

@@ -95,3 +95,21 @@ def test_multi_head_attention_is_sdpa_on_each_head_with_blocked_masks(reference)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=~blocked)
     np.testing.assert_allclose(context.detach().numpy(), F.merge_heads(expected).detach().numpy(), rtol=1e-12)
     assert weights.shape == (2, 2, 3, 3) and (weights.detach().numpy()[1, :, :, 1:] == 0).all()
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_multi_head_attention_with_every_weight_dropped_gives_zeros(reference):
+    queries = minigrad.tensor(RNG.standard_normal((2, 3, 12)), requires_grad=True)
+    with minigrad.set_reference_mode(reference):
+        context, weights = F.multi_head_attention(queries, None, 2, dropout_p=1.0, training=True)
+        context.sum().backward()
+    assert (context.detach().numpy() == 0).all() and (queries.grad.numpy() == 0).all()
+    np.testing.assert_allclose(weights.numpy().sum(-1), 1, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_multi_head_attention_weights_carry_no_graph_on_either_path(reference):
+    queries = minigrad.tensor(RNG.standard_normal((2, 3, 12)), requires_grad=True)
+    with minigrad.set_reference_mode(reference):
+        context, weights = F.multi_head_attention(queries, None, 2)
+    assert context.requires_grad and not weights.requires_grad

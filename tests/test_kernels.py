@@ -231,3 +231,42 @@ def test_the_adam_kernel_makes_the_reference_update(name, options):
 
     for fast, reference in zip(three_steps(False), three_steps(True)):
         np.testing.assert_allclose(fast, reference, rtol=1e-13, atol=1e-15)
+
+
+DEPENDENT = {  # a kernel whose arguments are computed from one another, or are one tensor twice
+    "residual exit, sub-layer of the residual": lambda r: F.dropout_add_layer_norm((r * 1.5).tanh(), r, 0.0, 8),
+    "residual exit with dropout": lambda r: F.dropout_add_layer_norm((r * 1.5).tanh(), r, 0.3, 8),
+    "linear of its own weight": lambda w: F.linear(w * 2, w),
+    "one tensor twice": lambda r: F.dropout_add_layer_norm(r, r, 0.0, 8),
+    "attention, keys and values computed from the queries": lambda r: (
+        lambda q: F.multi_head_attention(q, q.repeat(1, 1, 2).tanh(), 2)[0])(r * 2),
+}
+
+
+@pytest.mark.parametrize("name", DEPENDENT)
+def test_create_graph_through_a_kernel_whose_arguments_depend_on_each_other(name):
+    """The kernel's Tensor-op backward gives partial derivatives: the outer pass adds the paths between
+    its arguments, as it does for the reference's ops."""
+    r = leaf(2, 3, 8) if "linear" not in name else leaf(8, 8)
+    weights = minigrad.tensor(RNG.standard_normal(r.shape))  # a weighted sum: a layer norm's plain sum is constant
+    function = seeded(lambda r: (DEPENDENT[name](r) * weights).sum())
+    (fast,) = minigrad.grad(function(r), [r], create_graph=True)
+    with minigrad.set_reference_mode(True):
+        (reference,) = minigrad.grad(function(r), [r], create_graph=True)
+    np.testing.assert_allclose(fast.detach().numpy(), reference.detach().numpy(), rtol=1e-10, atol=1e-12)
+    (fast_second,) = minigrad.grad((fast * fast).sum(), [r])
+    with minigrad.set_reference_mode(True):
+        (reference_second,) = minigrad.grad((reference * reference).sum(), [r])
+    np.testing.assert_allclose(fast_second.numpy(), reference_second.numpy(), rtol=1e-9, atol=1e-11)
+    assert minigrad.gradgradcheck(function, [r])
+
+
+def test_reference_mode_switched_on_between_forward_and_backward():
+    """A graph recorded with kernels can be differentiated with reference mode on (the kernels' Tensor-op
+    backwards run, each only over its own recomputed ops)."""
+    r = leaf(2, 3, 8)
+    out = (F.dropout_add_layer_norm((r * 1.5).tanh(), r, 0.0, 8) * minigrad.tensor(RNG.standard_normal(r.shape))).sum()
+    (fast,) = minigrad.grad(out, [r], retain_graph=True)
+    with minigrad.set_reference_mode(True):
+        (reference,) = minigrad.grad(out, [r])
+    np.testing.assert_allclose(fast.numpy(), reference.numpy(), rtol=1e-12)
