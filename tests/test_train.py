@@ -1,11 +1,11 @@
 """End-to-end tests of train.py on a tiny configuration: train, save, resume exactly, translate,
-evaluate, every bad input, the device switch and Ctrl-C. Plus the metrics and the batch stream.
+evaluate, every bad input, the device switch and Ctrl-C. Plus the metrics.
 
 Most runs call train.main(argv) in this process (fast); the ones about what a user sees in a
-terminal (one error line, a signal) run `python train.py` as a subprocess.
+terminal (one error line, a signal) run `python train.py` as a subprocess. The pieces train.py is
+made of are tested on their own in test_corpus.py, test_batching.py, test_checkpoint.py, ...
 """
 import io
-import json
 import math
 import signal
 import subprocess
@@ -18,7 +18,8 @@ import pytest
 
 import minigrad
 from transformer import metrics
-from transformer.data import Vocab
+from transformer.checkpoint import load_checkpoint
+from transformer.run_log import METRICS_NAME, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,7 +45,7 @@ def run(argv, capsys):
 
 
 def train_records(run_dir):
-    return [r for r in train.read_records(Path(run_dir)) if r["kind"] == "train"]
+    return [r for r in read_records(Path(run_dir)) if r["kind"] == "train"]
 
 
 def write(path, data: bytes):
@@ -113,7 +114,7 @@ def test_noam_peak_is_the_given_lr(tmp_path, capsys):
 
 
 def test_checkpoint_holds_everything_to_resume(trained_run):
-    state = train.load_checkpoint(trained_run)
+    state = load_checkpoint(trained_run)
     assert state["step"] == 5
     assert state["settings"]["d_model"] == 16 and state["settings"]["task"] == "toy"
     assert state["model_config"]["n_encoder_layers"] == 1
@@ -130,31 +131,12 @@ def test_resume_refuses_to_change_the_model(trained_run, capsys):
 
 
 def test_metrics_log_and_final_scores(trained_run):
-    records = train.read_records(trained_run)
+    records = read_records(trained_run)
     kinds = {r["kind"] for r in records}
     assert kinds == {"train", "valid", "eval"}
     final = [r for r in records if r["kind"] == "eval"][-1]
     assert 0.0 <= final["exact_match"] <= 1.0 and final["sentences"] == 6
     assert all(r["tokens_per_s"] > 0 for r in records if r["kind"] == "train")
-
-
-def test_batch_stream_resumes_mid_epoch():
-    pairs = [([i % 7 + 4] * (1 + i % 5), [i % 3 + 4] * (1 + i % 4)) for i in range(23)]
-    vocab = Vocab([str(i) for i in range(4, 11)])
-    corpus = train.Corpus(None, None, vocab, vocab, [s for s, _ in pairs], [t for _, t in pairs], "word")
-    reference = train.BatchStream(corpus, 4, seed=5)
-    expected = [reference.next() for _ in range(20)]            # 6 batches an epoch: crosses 3 epochs
-    for cut in (0, 3, 6, 11):
-        first = train.BatchStream(corpus, 4, seed=5)
-        got = [first.next() for _ in range(cut)]
-        second = train.BatchStream(corpus, 4, seed=99)
-        second.load_state_dict(json.loads(json.dumps(first.state_dict())))
-        got += [second.next() for _ in range(20 - cut)]
-        for a, b in zip(expected, got):
-            np.testing.assert_array_equal(a.src, b.src)
-            np.testing.assert_array_equal(a.tgt_out, b.tgt_out)
-    order = [[tuple(map(tuple, b.src)) for b in expected[e * 6:(e + 1) * 6]] for e in range(3)]
-    assert order[0] != order[1] != order[2], "each epoch should be shuffled anew"
 
 
 # -- translate and evaluate ----------------------------------------------------------------------
@@ -242,10 +224,10 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
-        while not (run_dir / train.METRICS_NAME).exists() and time.monotonic() < deadline:
+        while not (run_dir / METRICS_NAME).exists() and time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()
             time.sleep(0.05)
-        assert (run_dir / train.METRICS_NAME).exists(), "no training step was logged"
+        assert (run_dir / METRICS_NAME).exists(), "no training step was logged"
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
@@ -253,7 +235,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
             process.kill()
     assert process.returncode == 130, err
     assert "interrupted at step" in err and "Traceback" not in err
-    state = train.load_checkpoint(run_dir)
+    state = load_checkpoint(run_dir)
     assert state["step"] >= 1
 
 

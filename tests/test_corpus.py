@@ -1,0 +1,67 @@
+"""The corpus of a run (transformer/corpus.py): the same held-out pairs every time for the same
+settings, training pairs longer than --max-len left out, and source ids a model always accepts."""
+import pytest
+
+from transformer.corpus import DEFAULT_VALID_SIZE, encode_sources, prepare_corpus, read_pairs, read_pairs_file
+from transformer.data import Vocab, tokenize
+from transformer.errors import UsageError
+from transformer.run_settings import TRAIN_DEFAULTS
+
+
+def settings(**changes):
+    return {**TRAIN_DEFAULTS, "train_size": 60, "valid_size": 8, **changes}
+
+
+def write_pairs(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_a_task_gives_the_same_pairs_for_the_same_seed():
+    train, valid = read_pairs(settings(task="copy", seed=3))
+    assert (len(train), len(valid)) == (60, 8)
+    assert read_pairs(settings(task="copy", seed=3)) == (train, valid)
+    assert read_pairs(settings(task="copy", seed=4)) != (train, valid)
+    assert not {s for s, _ in valid} & {s for s, _ in train}
+    assert len(read_pairs(settings(task="copy", valid_size=None))[1]) == DEFAULT_VALID_SIZE
+
+
+def test_a_file_holds_out_a_tenth_by_default(tmp_path, capsys):
+    data = write_pairs(tmp_path / "pairs.tsv", [f"s{i} x\tt{i} y" for i in range(50)] + ["bad line"])
+    train, valid = read_pairs(settings(data=data, valid_size=None, skip_bad_lines=True))
+    assert (len(train), len(valid)) == (45, 5)
+    assert "skipped 1 bad line in" in capsys.readouterr().out
+    assert sorted(train + valid) == sorted(read_pairs_file(data, skip_bad_lines=True))
+    with pytest.raises(UsageError, match="--valid-size"):
+        read_pairs(settings(data=data, valid_size=50, skip_bad_lines=True))
+
+
+def test_prepare_corpus_skips_long_pairs_and_builds_vocabularies_on_the_rest(tmp_path, capsys):
+    lines = [f"a{i} b c\tx{i} y" for i in range(10)] + ["long " * 9 + "\tshort", "short\t" + "long " * 9]
+    data = write_pairs(tmp_path / "pairs.tsv", lines)
+    corpus = prepare_corpus(settings(data=data, valid_size=2, max_len=6))
+    assert "skipped 2 training pairs longer than --max-len 6" in capsys.readouterr().out
+    assert len(corpus.train_src) == len(corpus.train_tgt) == 8 and len(corpus.valid_pairs) == 2
+    assert "long" not in corpus.src_vocab and "long" not in corpus.tgt_vocab
+    for (source, target), src_ids, tgt_ids in zip([p for p in corpus.train_pairs if "long" not in p[0] + p[1]],
+                                                  corpus.train_src, corpus.train_tgt):
+        assert corpus.src_vocab.decode(src_ids) == tokenize(source)
+        assert corpus.tgt_vocab.decode(tgt_ids) == tokenize(target)
+    with pytest.raises(UsageError, match="no training pairs left"):
+        prepare_corpus(settings(data=data, valid_size=2, max_len=3))
+
+
+def test_held_out_ids_are_cut_to_the_model_length():
+    corpus = prepare_corpus(settings(task="reverse", valid_size=20))
+    sources, targets = corpus.valid_ids(max_len=5)
+    assert len(sources) == len(targets) == 20
+    assert max(map(len, sources + targets)) <= 3 and min(map(len, sources)) >= 1
+    (source, target), = corpus.valid_pairs[:1]
+    assert sources[0] == corpus.src_vocab.encode(tokenize(source)[:3])
+    assert targets[0] == corpus.tgt_vocab.encode(tokenize(target)[:3])
+
+
+def test_encode_sources_never_gives_an_empty_source():
+    vocab = Vocab(["a", "b"])
+    assert encode_sources(["a b a", "", "b zzz"], vocab, "word", max_len=4) == [
+        [vocab.encode(["a"])[0], vocab.encode(["b"])[0]], [vocab.unk_id], [vocab.encode(["b"])[0], vocab.unk_id]]

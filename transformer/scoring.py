@@ -1,0 +1,65 @@
+"""Decoding held-out or given sentences with a model, and scoring the translations against references.
+
+translate_ids decodes id lists in batches of similar length (greedy or beam search); score_pairs
+turns a model and (source, reference) pairs into the scores of metrics.translation_scores;
+format_scores and print_examples are how train.py shows them.
+"""
+from __future__ import annotations
+
+import minigrad
+
+from . import metrics
+from .corpus import encode_sources
+from .data import Vocab, detokenize, pad_batch, tokenize
+from .decoding import beam_search, greedy_decode
+
+
+def translate_ids(model, sources: list, tgt_vocab: Vocab, device, beam: int | None = None,
+                  batch_size: int = 250) -> list:
+    """Output id lists (no <bos>/<eos>) for source id lists, decoded in batches of similar length."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    outputs = [None] * len(sources)
+    model.eval()
+    with minigrad.no_grad():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            src = minigrad.tensor(pad_batch([sources[i] for i in chunk], model.pad_id), device=device)
+            max_len = min(model.max_len - 1, 2 * src.shape[1] + 10)
+            if beam and beam > 1:
+                decoded = beam_search(model, src, beam_size=beam, max_len=max_len, bos_id=tgt_vocab.bos_id,
+                                      eos_id=tgt_vocab.eos_id)
+            else:
+                decoded = greedy_decode(model, src, max_len, tgt_vocab.bos_id, tgt_vocab.eos_id)
+            for i, ids in zip(chunk, decoded):
+                outputs[i] = [int(token) for token in ids]
+    return outputs
+
+
+def score_pairs(model, pairs, src_vocab, tgt_vocab, kind, device, beam=None, batch_size=250) -> tuple[dict, list]:
+    """(scores, hypotheses as text) of decoding every source of `pairs` against its reference."""
+    sources = encode_sources([s for s, _ in pairs], src_vocab, kind, model.max_len)
+    outputs = translate_ids(model, sources, tgt_vocab, device, beam=beam, batch_size=batch_size)
+    hypotheses = [tgt_vocab.decode(ids) for ids in outputs]
+    references = [tokenize(t, kind) for _, t in pairs]
+    texts = [detokenize(h, kind) for h in hypotheses]
+    scores = metrics.translation_scores(hypotheses, references, texts, [t for _, t in pairs])
+    return scores, texts
+
+
+def print_examples(pairs, hypotheses, count: int, kind: str):
+    """The first `count` pairs with the model's translation, each marked ok or WRONG."""
+    for (source, reference), hypothesis in list(zip(pairs, hypotheses))[:count]:
+        mark = "ok" if tokenize(hypothesis, kind) == tokenize(reference, kind) else "WRONG"
+        print(f"  source:     {source}\n  reference:  {reference}\n  model:      {hypothesis}   [{mark}]")
+
+
+def format_scores(scores: dict) -> str:
+    """One line of scores, as train.py prints them."""
+    text = (f"exact match {100 * scores['exact_match']:.1f}%  token accuracy {100 * scores['token_accuracy']:.1f}%  "
+            f"BLEU {scores['bleu']:.1f}")
+    if "chrf" in scores:
+        text += f"  chrF {scores['chrf']:.1f}"
+    else:
+        text += "  (chrF needs sacrebleu: pip install \"minigrad[metrics]\"; BLEU is the built-in one)"
+    return text + f"  on {scores['sentences']} sentences"
+
