@@ -37,6 +37,10 @@ if __name__ == "__main__":
 
 
 import minigrad
+
+if __name__ == "__main__":
+    minigrad.tune_cpu()  # the process settings the speed figures were measured with (README, "Speed on the CPU")
+
 from transformer.batching import BatchStream, batch_tensors
 from transformer.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_model, restore_training, save_checkpoint
 from transformer.corpus import Corpus, encode_sources, prepare_corpus, read_pairs, read_pairs_file
