@@ -16,7 +16,8 @@ Two paths, one engine: a Function of the fast layer (minigrad/kernels) may also 
 and the engine, not the op, picks: `backward_arrays` when no graph of the backward is
 recorded, `backward` when one is (create_graph=True) or in reference mode
 (`set_reference_mode(True)`, or MINIGRAD_REFERENCE=1 in the environment), which also
-makes minigrad.functional compose every layer from the primitive ops.
+makes minigrad.functional compose every layer from the primitive ops and optim.Adam make
+its whole-array reference update.
 
 Calling `SomeOp.apply(x, y)` runs `forward` and, if any input requires grad,
 keeps the Function instance as the output's `grad_fn`: a node of the graph, with
@@ -141,8 +142,9 @@ class Function:
     def backward(self, grad):
         raise NotImplementedError
 
-    # Optional, in the fast layer only: `backward_arrays(self, grad)` takes the raw gradient array
-    # and returns raw arrays (or None) per input; read the saved values with `saved_arrays`.
+    # Optional (the kernels of minigrad/kernels define it): `backward_arrays(self, grad)` takes the raw
+    # gradient array and returns raw arrays (or None) per input; read the saved values with `saved_arrays`.
+    # The engine calls it only when no graph of the backward is recorded and reference mode is off.
     backward_arrays = None
 
     # -- helpers for forward/backward ------------------------------------------------------
@@ -312,7 +314,8 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
     """Send `grads` back from `tensors` through the graph.
 
     With `capture` (a dict keyed by node or leaf), the gradients reaching those
-    places are collected there instead of being accumulated into leaves' `.grad`.
+    places are collected there instead of being accumulated into leaves' `.grad`,
+    and only the nodes that lead to one of them run their backward.
     """
     pending = {}  # node -> gradient of its output, summed over all its consumers so far
     leaf_grads = {}  # leaf -> gradient summed over this pass
@@ -475,7 +478,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
-    """d(outputs)/d(inputs) returned as a tuple, without touching any `.grad`."""
+    """d(outputs)/d(inputs) returned as a tuple, without touching any `.grad`; only the part of the
+    graph that leads to `inputs` runs."""
     outputs = _as_tuple(outputs)
     inputs = _as_tuple(inputs)
     grad_outputs = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
