@@ -11,6 +11,12 @@ An op is a subclass of `minigrad.Function` with two methods side by side:
 
 Call it with `Softplus.apply(x, beta=...)`; keyword arguments are plain parameters.
 
+An op may also define `backward_arrays(self, grad)`: the same gradients on raw arrays (read
+what forward saved with `self.saved_arrays`). The engine calls it only when no graph of the
+backward is recorded (no create_graph) and reference mode is off, and `backward` otherwise,
+so `backward` is needed either way. The fused kernels of minigrad/kernels do this for speed;
+a small op like this one does not need it.
+
 Run: python examples/custom_function.py
 """
 import math

@@ -16,7 +16,8 @@ Two paths, one engine: a Function of the fast layer (minigrad/kernels) may also 
 and the engine, not the op, picks: `backward_arrays` when no graph of the backward is
 recorded, `backward` when one is (create_graph=True) or in reference mode
 (`set_reference_mode(True)`, or MINIGRAD_REFERENCE=1 in the environment), which also
-makes minigrad.functional compose every layer from the primitive ops.
+makes minigrad.functional compose every layer from the primitive ops and optim.Adam make
+its whole-array reference update.
 
 Calling `SomeOp.apply(x, y)` runs `forward` and, if any input requires grad,
 keeps the Function instance as the output's `grad_fn`: a node of the graph, with
@@ -141,8 +142,9 @@ class Function:
     def backward(self, grad):
         raise NotImplementedError
 
-    # Optional, in the fast layer only: `backward_arrays(self, grad)` takes the raw gradient array
-    # and returns raw arrays (or None) per input; read the saved values with `saved_arrays`.
+    # Optional (the kernels of minigrad/kernels define it): `backward_arrays(self, grad)` takes the raw
+    # gradient array and returns raw arrays (or None) per input; read the saved values with `saved_arrays`.
+    # The engine calls it only when no graph of the backward is recorded and reference mode is off.
     backward_arrays = None
 
     # -- helpers for forward/backward ------------------------------------------------------
@@ -312,8 +314,9 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None, thro
     """Send `grads` back from `tensors` through the graph.
 
     With `capture` (a dict keyed by node or leaf), the gradients reaching those
-    places are collected there instead of being accumulated into leaves' `.grad`;
-    with `through_capture` False the pass also stops there (partial derivatives).
+    places are collected there instead of being accumulated into leaves' `.grad`,
+    and only the nodes that lead to one of them run their backward; with
+    `through_capture` False the pass also stops there (partial derivatives).
     """
     pending = {}  # node -> gradient of its output, summed over all its consumers so far
     leaf_grads = {}  # leaf -> gradient summed over this pass
@@ -483,7 +486,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
-    """d(outputs)/d(inputs) returned as a tuple, without touching any `.grad`."""
+    """d(outputs)/d(inputs) returned as a tuple, without touching any `.grad`; only the part of the
+    graph that leads to `inputs` runs."""
     return _captured_gradients(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, True)
 
 

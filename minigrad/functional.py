@@ -1,17 +1,21 @@
 """Neural-network functions (what `torch.nn.functional` holds), written as the reference:
-each one composes the primitive ops of minigrad.ops, whose backwards are Tensor ops.
+each one composes the primitive ops of minigrad.ops, whose backwards are Tensor ops
+(embedding is the one op of its own, defined below).
 
     linear          x @ weight.mT + bias
     layer_norm      mean / var arithmetic
     dropout         x * keep * scale, with a bool mask from the device's generator
+    relu_dropout    dropout(relu(x))
+    dropout_add_layer_norm   layer_norm(residual + dropout(x))
     cross_entropy   log_softmax + gather (+ label smoothing), mean over the kept targets
     multi_head_attention   split heads, q k^T, masked softmax, dropout, @ v, merge heads
 
-This is the code the docs teach. The fast path is chosen here and nowhere else: unless
-reference mode is on (`minigrad.set_reference_mode(True)`, MINIGRAD_REFERENCE=1), the
-functions marked "kernel:" hand their work to one fused node of minigrad/kernels, which
-computes the same values and is tested against the code below. Layers in `nn` and the
-Transformer only call these functions and never choose a path themselves.
+This is the code the docs teach. For these functions the fast path is chosen here and
+nowhere else: unless reference mode is on (`minigrad.set_reference_mode(True)`,
+MINIGRAD_REFERENCE=1), the lines marked "kernel:" hand the work to one fused node of
+minigrad/kernels, which computes the same values and is tested against the code below (the
+engine then picks that node's backward; optim.Adam picks its own kernel the same way).
+Layers in `nn` and the Transformer only call these functions and never choose a path themselves.
 """
 import math
 

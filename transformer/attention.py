@@ -16,9 +16,9 @@ The parameters are laid out as torch.nn.MultiheadAttention's: `in_proj_weight` (
 the q, k and v projections stacked by rows (head h uses rows h*d_k:(h+1)*d_k of each block),
 `in_proj_bias` (3D,), and `out_proj`.
 
-Incremental decoding keeps the projected keys and values (B, S, 2D) in a `cache` dict: the
-decoder's self-attention appends each new token's, cross-attention projects the encoder's
-memory once.
+Incremental decoding keeps the projected keys and values side by side, (B, S, 2D), in
+`cache["kv"]`: the decoder's self-attention appends each new token's, cross-attention projects
+the encoder's memory once. The heads are split inside F.multi_head_attention, at every call.
 """
 import minigrad.functional as F
 import nn

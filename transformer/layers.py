@@ -6,6 +6,10 @@ LayerNorm, in one of two orders:
     post-LN (norm_first=False, the paper and torch's default):  x = norm(x + dropout(sublayer(x)))
     pre-LN  (norm_first=True, the Annotated Transformer):       x = x + dropout(sublayer(norm(x)))
 
+The post-LN exit is one function, F.dropout_add_layer_norm (`residual_exit` below), and the
+feed-forward block's relu and dropout are F.relu_dropout: each has a reference composition of
+primitive ops in minigrad.functional and a fused kernel beside it.
+
 A pre-LN stack leaves its output un-normalised, so it ends with a final LayerNorm;
 a post-LN stack already ends in a norm and, as in the paper, has no extra one
 (torch.nn.Transformer adds one in both modes; see docs/transformer.md).
@@ -35,7 +39,9 @@ def residual_exit(x, sublayer_output, dropout, norm):
 
 
 class FeedForward(nn.Module):
-    """Position-wise FFN(x) = linear2(dropout(act(linear1(x)))): (B, T, D) -> (B, T, d_ff) -> (B, T, D)."""
+    """Position-wise FFN(x) = linear2(dropout(act(linear1(x)))): (B, T, D) -> (B, T, d_ff) -> (B, T, D).
+
+    With relu, dropout(relu(.)) is one call, F.relu_dropout, with the dropout module's settings."""
 
     def __init__(self, d_model, d_ff, dropout, activation):
         super().__init__()
@@ -93,7 +99,8 @@ class DecoderLayer(nn.Module):
     def forward(self, y, memory, tgt_mask, src_mask, cache=None):
         """y (B, T, D), memory (B, S, D), tgt_mask (B, 1, T, T), src_mask (B, 1, 1, S) -> (B, T, D), weights.
 
-        `cache` (a dict, incremental decoding) holds this layer's self- and cross-attention keys/values.
+        `cache` (a dict, incremental decoding) holds this layer's self- and cross-attention caches,
+        cache["self"] and cache["cross"], each with the projected keys/values side by side in "kv".
         """
         self_cache = cross_cache = None
         if cache is not None:

@@ -1,4 +1,5 @@
-"""Attention masks as broadcastable bool tensors, True = blocked (PyTorch's bool-mask convention).
+"""Attention masks as broadcastable bool tensors, True = blocked (as torch.nn.MultiheadAttention's
+bool masks; torch's and minigrad's F.scaled_dot_product_attention take True = allowed instead).
 
 They are built once per forward pass and broadcast over heads (and queries), never
 repeated per head:

@@ -82,8 +82,9 @@ class Transformer(nn.Module):
     def decode_step(self, tokens, memory, src_mask, cache, position):
         """One decoding step: tokens (B,) at `position` -> logits (B, tgt_vocab).
 
-        Earlier positions live in `cache` (their self-attention keys/values), so the step costs
-        one token's work; the new token needs no causal mask (every cached key is in its past).
+        Earlier positions live in `cache` (their projected self-attention keys/values, and the
+        memory's cross-attention ones), so the step costs one token's work; the new token needs
+        no causal mask (every cached key is in its past).
         """
         y = self.positional(self.tgt_embed(tokens.reshape(-1, 1)), offset=position)  # (B, 1, D)
         y = self.decoder(y, memory, None, src_mask, cache=cache)
@@ -91,7 +92,10 @@ class Transformer(nn.Module):
 
     @staticmethod
     def reorder_cache(cache, index):
-        """Keep cache rows `index` (B',) ids into the batch: how beam search follows the surviving beams."""
+        """Keep cache rows `index` (B',) ids into the batch: how beam search follows the surviving beams.
+
+        Only the self-attention keys/values are reordered: the cross-attention ones are the memory's,
+        the same for every beam of a sentence, and beam search moves beams only within a sentence."""
         for layer in cache:
             entry = layer.get("self")
             if entry:

@@ -1,12 +1,14 @@
-"""The fast layer: kernels that minigrad.functional runs in place of composed primitive ops.
+"""The fast layer: kernels that minigrad.functional runs in place of composed primitive ops
+(and optim.Adam in place of its whole-array update).
 
 A reader learning autograd can skip this package. Each kernel computes what a function of
 minigrad.functional composes from primitive ops (the reference, what the docs teach), in one
-graph node that works on raw arrays, row block by row block on every core. Its forward and
+graph node that works on raw arrays, block by block on every core. Its forward and
 `backward_arrays` are the fast path; its `backward` differentiates the reference composition
-(through_reference.py), so create_graph and second derivatives are the reference's. The
-engine picks which backward runs (minigrad/autograd.py); minigrad.functional picks the kernel
-unless reference mode is on (`minigrad.set_reference_mode(True)` or MINIGRAD_REFERENCE=1).
+(through_reference.py; the dropouts write the reference's two multiplies directly), so
+create_graph and second derivatives are the reference's. The engine picks which backward runs
+(minigrad/autograd.py); minigrad.functional picks the kernel unless reference mode is on
+(`minigrad.set_reference_mode(True)` or MINIGRAD_REFERENCE=1).
 tests/test_kernels.py checks every kernel against its reference.
 
     file              kernel                 replaces

@@ -1,7 +1,8 @@
 """Kernels for F.dropout and F.relu_dropout: the masking as one pass per block, on every core.
 
-Replaces: the reference's x * keep * scale (two multiplies, two nodes, a float copy of the
-mask) and, for relu_dropout, the relu before it. Saves: one fused pass per row block forward
+Replaces: the reference's x * keep * scale (two multiplies, two nodes, each a pass, and the
+full-size product x * keep kept for the second one's backward) and, for relu_dropout, the
+relu before it. Saves: one fused pass per row block forward
 and backward; the bool mask is the only thing kept; relu_dropout narrows the same mask to
 the positive values (keep &= x > 0) inside those blocks, so relu costs no pass of its own.
 The mask is the one the reference draws (the backend's keep_mask), so both paths agree.

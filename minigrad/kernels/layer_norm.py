@@ -1,9 +1,10 @@
 """Kernel for F.layer_norm: (x - mean) / sqrt(var + eps) * weight + bias in one node.
 
 Replaces: the reference's mean, subtract, square, mean, add, rsqrt, multiply, multiply and add
-(nine nodes, each a pass over x and a full-size array kept for backward). Saves: every pass over
-a block of rows is made while the block is in the cache, on every core, and backward reuses the
-normalised x saved by forward:
+(twelve nodes, as a mean is a sum and a multiply and rsqrt a sqrt and a divide; seven are a
+pass over a full-size array, and the three full-size multiplies keep one for backward). Saves:
+every pass over a block of rows is made while the block is in the cache, on every core, and
+backward reuses the normalised x saved by forward:
 
     dx = rstd * (g - mean(g) - n * mean(g * n))     with g = grad * weight, n = normalised x
 

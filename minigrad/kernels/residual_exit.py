@@ -1,8 +1,8 @@
 """Kernel for F.dropout_add_layer_norm: layer_norm(residual + dropout(x)) in one node, the exit
 of every sub-layer of a post-LN Transformer.
 
-Replaces: the reference's dropout, add and layer_norm (three nodes; the LayerNorm alone is
-nine primitive ops, see layer_norm.py). Saves: the sum is formed block by block inside
+Replaces: the reference's dropout, add and layer_norm (the dropout two nodes, the add one,
+the layer_norm twelve, see layer_norm.py). Saves: the sum is formed block by block inside
 LayerNorm's kernel and normalised while it is in the cache (no separate dropped array), and
 backward is LayerNorm's, with x's masked gradient written inside the same blocks; the
 residual's gradient is the sum's itself.

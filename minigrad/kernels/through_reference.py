@@ -1,8 +1,9 @@
 """A kernel's Tensor-op `backward`: the gradient of the reference computation it replaces.
 
 A kernel computes in one node what minigrad.functional composes from primitive ops. When a
-graph of the backward must be recorded (create_graph=True, or gradients of gradients), the
-kernel recomputes its output with that composition, in reference mode, and differentiates it:
+graph of the backward must be recorded (create_graph=True, or gradients of gradients), or a
+backward runs in reference mode, the engine calls this Tensor-op backward: the kernel
+recomputes its output with that composition, in reference mode, and differentiates it:
 its derivatives of every order are then the reference's by construction, not a second
 hand-written formula that could drift from the first.
 """
