@@ -477,6 +477,18 @@ class Tensor:
     def log(self):
         return ops.log(self)
 
+    def log1p(self):
+        return ops.log1p(self)
+
+    def expm1(self):
+        return ops.expm1(self)
+
+    def sin(self):
+        return ops.sin(self)
+
+    def cos(self):
+        return ops.cos(self)
+
     def sqrt(self):
         return ops.sqrt(self)
 
@@ -535,6 +547,18 @@ class Tensor:
 
     def isfinite(self):
         return ops.isfinite(self)
+
+    def isnan(self):
+        return ops.isnan(self)
+
+    def isinf(self):
+        return ops.isinf(self)
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.isclose(self, other, rtol, atol, equal_nan)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.allclose(self, other, rtol, atol, equal_nan)
 
     def sum(self, dim=None, keepdim=False):
         return ops.sum(self, dim, keepdim)
