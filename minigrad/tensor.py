@@ -527,6 +527,12 @@ class Tensor:
     def masked_fill(self, mask, value):
         return ops.masked_fill(self, mask, value)
 
+    def tril(self, diagonal=0):
+        return ops.tril(self, diagonal)
+
+    def triu(self, diagonal=0):
+        return ops.triu(self, diagonal)
+
     def eq(self, other):
         return ops.eq(self, other)
 
@@ -658,6 +664,12 @@ class Tensor:
 
     def chunk(self, chunks, dim=0):
         return ops.chunk(self, chunks, dim)
+
+    def flip(self, *dims):
+        return ops.flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def roll(self, shifts, dims=None):
+        return ops.roll(self, shifts, dims)
 
     def gather(self, dim, index):
         return ops.gather(self, dim, index)

@@ -8,6 +8,8 @@ from .elementwise import (abs, add, allclose, cast, clamp, clip, clone, cos, div
 from .indexing import array_index, gather, getitem
 from .linalg import matmul
 from .reduction import all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, std, sum, var
+from .reorder import flip, roll
 from .shape import (cat, chunk, concatenate, flatten, movedim, permute, repeat, reshape, split, squeeze, stack,
                     swapaxes, transpose, unsqueeze, view)
 from .softmax import log_softmax, softmax
+from .triangular import tril, triu
