@@ -345,6 +345,15 @@ class Tensor:
     def clamp_(self, min=None, max=None):
         return self._inplace(self.xp.clip(self.data, self._operand_array(min), self._operand_array(max)))
 
+    def masked_fill_(self, mask, value):
+        """In place: `value` wherever mask (a bool tensor that broadcasts to this shape) is True."""
+        if not isinstance(mask, Tensor) or mask.dtype != bool_:
+            raise TypeError(f"masked_fill_: the mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask))}")
+        if ops.broadcast_shapes(self.shape, mask.shape) != self.shape:
+            raise ValueError(f"masked_fill_: a mask of shape {mask.shape} does not broadcast to the tensor's shape "
+                             f"{self.shape}")
+        return self._inplace(self.xp.where(self._operand_array(mask), self._operand_array(value), self.data))
+
     def uniform_(self, low=0.0, high=1.0):
         return self._inplace(low + (high - low) * self._backend.rand(self.shape, self.dtype))
 
@@ -527,6 +536,9 @@ class Tensor:
     def masked_fill(self, mask, value):
         return ops.masked_fill(self, mask, value)
 
+    def where(self, condition, other):
+        return ops.where(condition, self, other)
+
     def tril(self, diagonal=0):
         return ops.tril(self, diagonal)
 
@@ -665,6 +677,12 @@ class Tensor:
     def chunk(self, chunks, dim=0):
         return ops.chunk(self, chunks, dim)
 
+    def narrow(self, dim, start, length):
+        return ops.narrow(self, dim, start, length)
+
+    def unbind(self, dim=0):
+        return ops.unbind(self, dim)
+
     def flip(self, *dims):
         return ops.flip(self, dims[0] if len(dims) == 1 else dims)
 
@@ -674,8 +692,26 @@ class Tensor:
     def gather(self, dim, index):
         return ops.gather(self, dim, index)
 
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        return ops.scatter(self, dim, index, src, value=value, reduce=reduce)
+
+    def scatter_add(self, dim, index, src):
+        return ops.scatter_add(self, dim, index, src)
+
+    def index_select(self, dim, index):
+        return ops.index_select(self, dim, index)
+
+    def masked_select(self, mask):
+        return ops.masked_select(self, mask)
+
+    def nonzero(self, *, as_tuple=False):
+        return ops.nonzero(self, as_tuple=as_tuple)
+
     def repeat(self, *sizes):
         return ops.repeat(self, *sizes)
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        return ops.repeat_interleave(self, repeats, dim, output_size=output_size)
 
 
 from . import ops  # noqa: E402  (ops build on Tensor; Tensor's methods route to ops)

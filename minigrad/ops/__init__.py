@@ -5,11 +5,11 @@ from .elementwise import (abs, add, allclose, cast, clamp, clip, clone, cos, div
                           isclose, isfinite, isinf, isnan, le, log, log1p, logical_and, logical_not, logical_or, lt,
                           masked_fill, maximum, minimum, mul, ne, neg, pow, relu, rsqrt, sigmoid, sign, sin, sqrt, sub,
                           tanh, to_device, where)
-from .indexing import array_index, gather, getitem
+from .indexing import array_index, gather, getitem, index_select, masked_select, nonzero, scatter, scatter_add
 from .linalg import matmul
 from .reduction import all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, std, sum, var
 from .reorder import flip, roll
-from .shape import (cat, chunk, concatenate, flatten, movedim, permute, repeat, reshape, split, squeeze, stack,
-                    swapaxes, transpose, unsqueeze, view)
+from .shape import (cat, chunk, concatenate, flatten, movedim, narrow, permute, repeat, repeat_interleave, reshape,
+                    split, squeeze, stack, swapaxes, transpose, unbind, unsqueeze, view)
 from .softmax import log_softmax, softmax
 from .triangular import tril, triu
