@@ -581,6 +581,15 @@ class Tensor:
     def sum(self, dim=None, keepdim=False):
         return ops.sum(self, dim, keepdim)
 
+    def prod(self, dim=None, keepdim=False, dtype=None):
+        return ops.prod(self, dim, keepdim, dtype=dtype)
+
+    def cumsum(self, dim, dtype=None):
+        return ops.cumsum(self, dim, dtype=dtype)
+
+    def cumprod(self, dim, dtype=None):
+        return ops.cumprod(self, dim, dtype=dtype)
+
     def mean(self, dim=None, keepdim=False):
         return ops.mean(self, dim, keepdim)
 
@@ -610,6 +619,15 @@ class Tensor:
 
     def logsumexp(self, dim, keepdim=False):
         return ops.logsumexp(self, dim, keepdim)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        return ops.sort(self, dim, descending, stable)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return ops.argsort(self, dim, descending, stable)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        return ops.topk(self, k, dim, largest, sorted)
 
     def all(self, dim=None, keepdim=False):
         return ops.all(self, dim, keepdim)
