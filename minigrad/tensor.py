@@ -297,6 +297,23 @@ class Tensor:
     def clone(self):
         return ops.clone(self)
 
+    # -- new tensors like this one (its dtype and device unless told otherwise) -------------
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import zeros
+
+        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import ones
+
+        return ones(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        from .creation import full
+
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
+
     # -- in place (allowed when no graph needs the old values) ----------------------------
     def _check_inplace(self):
         from .autograd import is_grad_enabled
@@ -745,6 +762,11 @@ class Tensor:
 
     def repeat_interleave(self, repeats, dim=None, *, output_size=None):
         return ops.repeat_interleave(self, repeats, dim, output_size=output_size)
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        from .creation import multinomial
+
+        return multinomial(self, num_samples, replacement, generator=generator)
 
 
 from . import ops  # noqa: E402  (ops build on Tensor; Tensor's methods route to ops)
