@@ -734,7 +734,7 @@ class Tensor:
         return ops.unbind(self, dim)
 
     def flip(self, *dims):
-        return ops.flip(self, dims[0] if len(dims) == 1 else dims)
+        return ops.flip(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
 
     def roll(self, shifts, dims=None):
         return ops.roll(self, shifts, dims)

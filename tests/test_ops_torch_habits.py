@@ -360,6 +360,8 @@ def test_flip_and_roll_values_match_numpy_and_flip_copies():
     t = minigrad.tensor(x)
     np.testing.assert_array_equal(t.flip(0, 2).numpy(), np.flip(x, (0, 2)))
     np.testing.assert_array_equal(minigrad.flip(t, [-1]).numpy(), np.flip(x, -1))
+    np.testing.assert_array_equal(t.flip([0, 1]).numpy(), t.flip(0, 1).numpy())
+    np.testing.assert_array_equal(t.flip(-2).numpy(), np.flip(x, -2))
     np.testing.assert_array_equal(t.roll((1, 2), (0, 2)).numpy(), np.roll(x, (1, 2), (0, 2)))
     np.testing.assert_array_equal(t.roll(-7).numpy(), np.roll(x, -7))
     flipped = t.flip(0)

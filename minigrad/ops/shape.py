@@ -228,7 +228,8 @@ def narrow(input, dim, start, length):
     if not -size <= start <= size:
         raise IndexError(f"narrow: start {start} is out of range for dimension {dim} of size {size} "
                          f"(shape {input.shape})")
-    start %= size if size else 1
+    if start < 0:
+        start += size
     if length < 0 or start + length > size:
         raise IndexError(f"narrow: start {start} + length {length} exceeds dimension {dim} of size {size} "
                          f"(shape {input.shape})")
