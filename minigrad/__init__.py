@@ -12,8 +12,8 @@ from .autograd import (Function, enable_grad, grad, is_grad_enabled, is_referenc
                        set_reference_mode)
 from .backend import (get_default_device, get_num_threads, get_rng_state, manual_seed, set_default_device,
                       set_num_threads, set_rng_state, tune_cpu)
-from .creation import (arange, empty_param, eye, full, full_like, ones, ones_like, rand, randint, randn, tensor, zeros,
-                       zeros_like)
+from .creation import (arange, empty_param, eye, from_numpy, full, full_like, linspace, multinomial, ones, ones_like,
+                       rand, randint, randn, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .ops import *  # noqa: F401,F403  (every op is also a function: minigrad.sum(x, dim=1))
 from .ops import abs, all, any, max, min, pow, sum  # noqa: F401  (shadow the builtins on purpose)

@@ -73,9 +73,27 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     return _make(backend.xp.arange(start, end, step, dtype=_backend.dtype(dtype)), backend, requires_grad)
 
 
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    """`steps` evenly spaced values from start to end, both included (the default float dtype)."""
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
+    backend = _backend.get_backend(device)
+    values = backend.xp.linspace(start, end, steps, dtype=_backend.dtype("float64"))  # then rounded once
+    return _make(values.astype(_dtype(dtype)), backend, requires_grad)
+
+
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     backend = _backend.get_backend(device)
     return _make(backend.xp.eye(n, m, dtype=_dtype(dtype)), backend, requires_grad)
+
+
+def from_numpy(ndarray):
+    """A CPU tensor that shares the NumPy array's memory (writes through either are seen by both)."""
+    if not isinstance(ndarray, _backend.host_numpy.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(ndarray).__name__}")
+    if ndarray.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy: dtype {ndarray.dtype} is not supported (bool, integers and floats are)")
+    return Tensor(ndarray, device="cpu")
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
@@ -108,3 +126,52 @@ def randint(low, high=None, size=(), dtype=None, device=None):
 def empty_param(shape, dtype=None, device=None):
     """Uninitialised storage for a parameter (zeros here: an initialiser overwrites it)."""
     return zeros(shape, dtype=dtype, device=device)
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """Draw `num_samples` category indices per row of `input` (1-D or 2-D non-negative weights, which need
+    not sum to 1), as torch.multinomial, from minigrad's generator: manual_seed makes the draws repeat.
+
+    With replacement, each draw is an inverse-CDF lookup of a uniform number. Without replacement the
+    draw is exact sequential sampling (each next index with probability proportional to its weight among
+    those not yet drawn): every category gets an exponential waiting time of rate equal to its weight,
+    and the first `num_samples` to arrive are drawn, in the order they arrive; as in PyTorch, once the
+    categories of nonzero weight run out, those of weight 0 follow (here in index order). Bad weights
+    (negative, infinite, NaN, a row of zeros) are refused on the CPU; on a GPU they are not checked,
+    since that would make the host wait for the device.
+    """
+    if generator is not None:
+        raise TypeError("multinomial: minigrad has no Generator objects; seed the draws with minigrad.manual_seed")
+    if input.ndim not in (1, 2) or input.dtype.kind != "f":
+        raise ValueError(f"multinomial: expected a 1-D or 2-D floating-point tensor of weights, got shape "
+                         f"{input.shape} and dtype {input.dtype}")
+    categories = input.shape[-1]
+    if num_samples <= 0 or (not replacement and num_samples > categories):
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples from {categories} categories "
+                         f"{'with' if replacement else 'without'} replacement")
+    backend = input._backend
+    xp = backend.xp
+    weights = input.data.reshape(-1, categories).astype(_backend.dtype("float64"))
+    if xp is _backend.host_numpy:
+        _check_weights(weights)
+    rows = weights.shape[0]
+    if replacement:
+        ends = xp.cumsum(weights, axis=-1)
+        targets = backend.rand((rows, num_samples), _backend.dtype("float64")) * ends[:, -1:]
+        # the first category whose running total passes the target (a weight of 0 spans no target)
+        samples = xp.stack([xp.searchsorted(ends[row], targets[row], side="right") for row in range(rows)])
+        samples = xp.minimum(samples, categories - 1)  # only reached by an all-zero row, which the CPU refuses
+    else:
+        waits = -xp.log1p(-backend.rand(weights.shape, weights.dtype)) / xp.where(weights > 0, weights, 1)
+        waits = xp.where(weights > 0, waits, xp.inf)
+        samples = xp.argsort(waits, axis=-1, kind="stable")[:, :num_samples]
+    samples = samples.astype(_backend.dtype("int64")).reshape(input.shape[:-1] + (num_samples,))
+    return Tensor._make(samples, backend)
+
+
+def _check_weights(weights):
+    """The checks torch makes (on host arrays only)."""
+    if not _backend.host_numpy.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError("multinomial: the weights must be finite and non-negative")
+    if (weights.sum(axis=-1) <= 0).any():
+        raise ValueError("multinomial: a row of weights sums to zero")

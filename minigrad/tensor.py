@@ -297,6 +297,23 @@ class Tensor:
     def clone(self):
         return ops.clone(self)
 
+    # -- new tensors like this one (its dtype and device unless told otherwise) -------------
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import zeros
+
+        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import ones
+
+        return ones(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        from .creation import full
+
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
+
     # -- in place (allowed when no graph needs the old values) ----------------------------
     def _check_inplace(self):
         from .autograd import is_grad_enabled
@@ -344,6 +361,15 @@ class Tensor:
 
     def clamp_(self, min=None, max=None):
         return self._inplace(self.xp.clip(self.data, self._operand_array(min), self._operand_array(max)))
+
+    def masked_fill_(self, mask, value):
+        """In place: `value` wherever mask (a bool tensor that broadcasts to this shape) is True."""
+        if not isinstance(mask, Tensor) or mask.dtype != bool_:
+            raise TypeError(f"masked_fill_: the mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask))}")
+        if ops.broadcast_shapes(self.shape, mask.shape) != self.shape:
+            raise ValueError(f"masked_fill_: a mask of shape {mask.shape} does not broadcast to the tensor's shape "
+                             f"{self.shape}")
+        return self._inplace(self.xp.where(self._operand_array(mask), self._operand_array(value), self.data))
 
     def uniform_(self, low=0.0, high=1.0):
         return self._inplace(low + (high - low) * self._backend.rand(self.shape, self.dtype))
@@ -477,6 +503,18 @@ class Tensor:
     def log(self):
         return ops.log(self)
 
+    def log1p(self):
+        return ops.log1p(self)
+
+    def expm1(self):
+        return ops.expm1(self)
+
+    def sin(self):
+        return ops.sin(self)
+
+    def cos(self):
+        return ops.cos(self)
+
     def sqrt(self):
         return ops.sqrt(self)
 
@@ -515,6 +553,15 @@ class Tensor:
     def masked_fill(self, mask, value):
         return ops.masked_fill(self, mask, value)
 
+    def where(self, condition, other):
+        return ops.where(condition, self, other)
+
+    def tril(self, diagonal=0):
+        return ops.tril(self, diagonal)
+
+    def triu(self, diagonal=0):
+        return ops.triu(self, diagonal)
+
     def eq(self, other):
         return ops.eq(self, other)
 
@@ -536,8 +583,29 @@ class Tensor:
     def isfinite(self):
         return ops.isfinite(self)
 
+    def isnan(self):
+        return ops.isnan(self)
+
+    def isinf(self):
+        return ops.isinf(self)
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.isclose(self, other, rtol, atol, equal_nan)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return ops.allclose(self, other, rtol, atol, equal_nan)
+
     def sum(self, dim=None, keepdim=False):
         return ops.sum(self, dim, keepdim)
+
+    def prod(self, dim=None, keepdim=False, dtype=None):
+        return ops.prod(self, dim, keepdim, dtype=dtype)
+
+    def cumsum(self, dim, dtype=None):
+        return ops.cumsum(self, dim, dtype=dtype)
+
+    def cumprod(self, dim, dtype=None):
+        return ops.cumprod(self, dim, dtype=dtype)
 
     def mean(self, dim=None, keepdim=False):
         return ops.mean(self, dim, keepdim)
@@ -569,6 +637,18 @@ class Tensor:
     def logsumexp(self, dim, keepdim=False):
         return ops.logsumexp(self, dim, keepdim)
 
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        return ops.norm(self, p, dim, keepdim, dtype=dtype)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        return ops.sort(self, dim, descending, stable)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return ops.argsort(self, dim, descending, stable)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        return ops.topk(self, k, dim, largest, sorted)
+
     def all(self, dim=None, keepdim=False):
         return ops.all(self, dim, keepdim)
 
@@ -583,6 +663,18 @@ class Tensor:
 
     def matmul(self, other):
         return ops.matmul(self, other)
+
+    def mm(self, mat2):
+        return ops.mm(self, mat2)
+
+    def bmm(self, mat2):
+        return ops.bmm(self, mat2)
+
+    def dot(self, other):
+        return ops.dot(self, other)
+
+    def outer(self, vec2):
+        return ops.outer(self, vec2)
 
     def reshape(self, *shape):
         return ops.reshape(self, *shape)
@@ -635,11 +727,46 @@ class Tensor:
     def chunk(self, chunks, dim=0):
         return ops.chunk(self, chunks, dim)
 
+    def narrow(self, dim, start, length):
+        return ops.narrow(self, dim, start, length)
+
+    def unbind(self, dim=0):
+        return ops.unbind(self, dim)
+
+    def flip(self, *dims):
+        return ops.flip(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+
+    def roll(self, shifts, dims=None):
+        return ops.roll(self, shifts, dims)
+
     def gather(self, dim, index):
         return ops.gather(self, dim, index)
 
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        return ops.scatter(self, dim, index, src, value=value, reduce=reduce)
+
+    def scatter_add(self, dim, index, src):
+        return ops.scatter_add(self, dim, index, src)
+
+    def index_select(self, dim, index):
+        return ops.index_select(self, dim, index)
+
+    def masked_select(self, mask):
+        return ops.masked_select(self, mask)
+
+    def nonzero(self, *, as_tuple=False):
+        return ops.nonzero(self, as_tuple=as_tuple)
+
     def repeat(self, *sizes):
         return ops.repeat(self, *sizes)
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        return ops.repeat_interleave(self, repeats, dim, output_size=output_size)
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        from .creation import multinomial
+
+        return multinomial(self, num_samples, replacement, generator=generator)
 
 
 from . import ops  # noqa: E402  (ops build on Tensor; Tensor's methods route to ops)

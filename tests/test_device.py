@@ -176,6 +176,17 @@ def _masked_rows():
     return mask
 
 
+def _with_zeros(rng, *shape):
+    x = _f32(rng, *shape)
+    x.reshape(-1)[::3] = 0.0  # zeros in the products of cumprod and prod
+    return x
+
+
+def _joined(*outputs):
+    """Outputs of several shapes as one flat tensor (one upstream gradient reaches them all)."""
+    return minigrad.cat([output.reshape(-1) for output in outputs])
+
+
 OP_CASES = {
     "add_broadcast": (lambda a, b: a + b, lambda r: [_f32(r, 3, 4), _f32(r, 4)]),
     "sub_mul_scalars": (lambda a: 2.0 - a * 3 + a / 4, lambda r: [_f32(r, 3, 4)]),
@@ -232,6 +243,33 @@ OP_CASES = {
     "nll_loss": (lambda z, t: F.nll_loss(z.log_softmax(-1), t, ignore_index=2),
                  lambda r: [_f32(r, 4, 3), np.array([0, 2, 1, 1])]),
     "mse_loss": (lambda a, b: F.mse_loss(a, b), lambda r: [_f32(r, 3, 4), _f32(r, 3, 4)]),
+    # the ops of issue 14
+    "flip_roll_tril_triu": (lambda a: a.flip(0).roll(1, -1).tril() + a.triu(1).flip(-1, 0) + minigrad.roll(a, 3),
+                            lambda r: [_f32(r, 3, 4)]),
+    "index_select_repeat_interleave": (lambda a, i, c: _joined(a.index_select(1, i), a.repeat_interleave(2, dim=0),
+                                                               a.repeat_interleave(c, dim=1),
+                                                               a.repeat_interleave(c, dim=1, output_size=6)),
+                                       lambda r: [_f32(r, 3, 4), np.array([3, 0, 3]), np.array([1, 0, 3, 2])]),
+    "scatter_scatter_add": (lambda a, s, i: a.scatter(1, i, s) * 2 + a.scatter_add(1, i, s) + a.scatter(0, i[1:2], 0.5),
+                            lambda r: [_f32(r, 3, 4), _f32(r, 3, 2), np.array([[3, 0], [1, 2], [2, 3]])]),
+    "sort_argsort_topk": (lambda a: _joined(a.sort(-1).values, *a.sort(0, descending=True), a.argsort(1),
+                                            a.topk(2).values, a.topk(1, dim=0, largest=False).values),
+                          lambda r: [_f32(r, 3, 4)]),
+    "cumsum_cumprod_prod_with_zeros": (lambda a: _joined(a.cumsum(1), a.cumprod(-1), a.cumprod(0), a.prod(0), a.prod()),
+                                       lambda r: [_with_zeros(r, 3, 4)]),
+    "einsum": (lambda q, k, m: _joined(minigrad.einsum("bhqd,bhkd->bhqk", q, k),
+                                       minigrad.einsum("...ij,...jk->...ik", q, m), minigrad.einsum("bhqd->", q)),
+               lambda r: [_f32(r, 2, 2, 3, 4), _f32(r, 2, 1, 5, 4), _f32(r, 4, 2)]),
+    "mm_bmm_dot_outer": (lambda a, b: _joined(a[0].mm(b[0]), minigrad.bmm(a, b), a[0, 0].dot(b[0, :, 0]),
+                                              minigrad.outer(a[0, 0], b[0, 0])),
+                         lambda r: [_f32(r, 2, 3, 4), _f32(r, 2, 4, 3)]),
+    "norm": (lambda a: _joined(a.norm(), a.norm(1, dim=1), a.norm(float("inf"), dim=0), a.norm(3, -1, keepdim=True),
+                               minigrad.norm(a, "fro", dim=(0, 1))),
+             lambda r: [_away_from_zero(r, 3, 4)]),
+    "narrow_unbind_masked_select": (lambda a: _joined(a.narrow(1, 1, 2), *a.unbind(0), a.masked_select(a > 0)),
+                                    lambda r: [_f32(r, 3, 4)]),  # masked_select: a host sync on CuPy, allowed
+    "sin_cos_log1p_expm1_where": (lambda a: a.sin() * a.cos() + a.abs().log1p() + a.expm1().where(a > 0, a * 2),
+                                  lambda r: [_f32(r, 3, 4)]),
 }
 
 
@@ -262,6 +300,53 @@ def test_op_forward_and_backward_match_the_cpu(case, device):
     assert len(grads) == len(expected_grads)
     for grad, expected in zip(grads, expected_grads):
         np.testing.assert_allclose(grad, expected, atol=ATOL, rtol=RTOL)
+
+
+def test_the_ops_of_issue_14_make_no_host_traffic():
+    """Sorting, scans, products, einsum, scatter and sampling stay on the device (nonzero, masked_select,
+    allclose and repeat_interleave without output_size cannot: their output size or value is the answer)."""
+    x = minigrad.randn(3, 4, device="fakegpu", requires_grad=True)
+    index = minigrad.tensor([[3, 0], [1, 2], [2, 3]], device="fakegpu")
+    counts = minigrad.tensor([1, 0, 3, 2], device="fakegpu")
+    weights = minigrad.rand(2, 5, device="fakegpu")
+    fake_gpu.stats.clear()
+    with fake_gpu.no_host_traffic():
+        outputs = [x.flip(0), x.roll(1, 1), x.tril(), x.triu(-1), x.index_select(1, index[:, 0]),
+                   x.repeat_interleave(2, dim=1), x.repeat_interleave(counts, dim=1, output_size=6),
+                   x.scatter(1, index, x[:, :2]), x.scatter_add(1, index, x[:, 2:]), x.sort(1).values,
+                   x.topk(2, dim=0).values, x.cumsum(0), x.cumprod(1), x.prod(1), x.prod(),
+                   minigrad.einsum("ij,kj->ik", x, x), x.mm(x.T), minigrad.bmm(x[None], x.T[None]), x[0].dot(x[1]),
+                   x[0].outer(x[1]), x.norm(), x.norm(1, dim=0), x.norm(float("inf")), x.narrow(1, 1, 2),
+                   *x.unbind(0), x.where(x > 0, 0.0), x.sin(), x.cos(), x.exp().log1p(), x.expm1()]
+        total = sum(output.sum() for output in outputs)
+        (grad,) = minigrad.grad(total, x, create_graph=True)  # cumprod's exact, O(n^2) backward
+        (grad * grad).sum().backward()
+        tests = [x.argsort(), x.isnan(), x.isinf(), minigrad.isclose(x, x), minigrad.multinomial(weights, 3),
+                 weights.multinomial(4, replacement=True), minigrad.linspace(0, 1, 5, device="fakegpu"),
+                 x.new_zeros(2), x.new_full((2,), 3.0)]
+        with minigrad.no_grad():
+            x.detach().masked_fill_(x > 1, 1.0)
+    assert fake_gpu.stats["downloads"] == 0 and fake_gpu.stats["syncs"] == 0
+    assert all(t.device == "fakegpu:0" for t in tests) and x.grad.device == "fakegpu:0"
+
+
+@pytest.mark.parametrize("device", ACCELERATORS)
+def test_sampling_selecting_and_testing_on_the_device(device):
+    x = minigrad.tensor([[0.0, 1.5, 0.0], [2.0, 0.0, -1.0]], device=device)
+    np.testing.assert_array_equal(x.nonzero().numpy(), minigrad.tensor(x.numpy()).nonzero().numpy())
+    assert [t.device for t in x.nonzero(as_tuple=True)] == [canonical_device(device)] * 2
+    assert x.allclose(x.clone()) is True and not minigrad.allclose(x, x + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert minigrad.isnan(x / 0).numpy().tolist() == [[True, False, True], [False, True, False]]
+    assert x.repeat_interleave(minigrad.tensor([2, 0], device=device), dim=0).numpy().tolist() == \
+        [x.numpy()[0].tolist()] * 2
+    minigrad.manual_seed(4)
+    first = minigrad.multinomial(minigrad.tensor([0.1, 0.0, 0.9, 0.5], device=device), 3).numpy()
+    minigrad.manual_seed(4)
+    again = minigrad.multinomial(minigrad.tensor([0.1, 0.0, 0.9, 0.5], device=device), 3).numpy()
+    assert first.tolist() == again.tolist() and 1 not in first.tolist() and len(set(first.tolist())) == 3
+    drawn = minigrad.multinomial(minigrad.tensor([0.0, 1.0, 3.0], device=device), 4000, replacement=True).numpy()
+    assert 0 not in drawn and abs((drawn == 2).mean() - 0.75) < 0.05
 
 
 @pytest.mark.parametrize("device", ACCELERATORS)

@@ -1,4 +1,4 @@
-"""Elementwise ops: arithmetic, math functions, comparisons, where and masked_fill.
+"""Elementwise ops: arithmetic, math functions, comparisons and tests, where and masked_fill.
 
 Binary ops broadcast like NumPy and take Python scalars on either side; their
 backward sums the gradient back to each operand's shape (`sum_to`).
@@ -11,7 +11,7 @@ import numbers
 
 from ..autograd import Function
 from ..tensor import Tensor
-from .broadcast import _shape, sum_to
+from .broadcast import _shape, broadcast_shapes, sum_to
 from .promotion import promote
 
 
@@ -134,24 +134,36 @@ class Pow(Function):
 
 # -- math functions -------------------------------------------------------------------------
 class Exp(Function):
+    minus_one = False  # Expm1: exp(x) - 1, exact for tiny x, with the same derivative exp(x) = y + 1
+
     def forward(self, x):
-        y = self.xp.exp(x)
+        y = self.xp.expm1(x) if self.minus_one else self.xp.exp(x)
         self.save_for_backward(y)
         return y
 
     def backward(self, grad):
         (y,) = self.saved_tensors
-        return grad * y
+        return grad * (y + 1) if self.minus_one else grad * y
+
+
+class Expm1(Exp):
+    minus_one = True
 
 
 class Log(Function):
+    plus_one = False  # Log1p: log(1 + x), exact for tiny x (where 1 + x would round to 1)
+
     def forward(self, x):
         self.save_for_backward(x)
-        return self.xp.log(x)
+        return self.xp.log1p(x) if self.plus_one else self.xp.log(x)
 
     def backward(self, grad):
         (x,) = self.saved_tensors
-        return grad / x
+        return grad / (x + 1) if self.plus_one else grad / x
+
+
+class Log1p(Log):
+    plus_one = True
 
 
 class Sqrt(Function):
@@ -174,6 +186,22 @@ class Tanh(Function):
     def backward(self, grad):
         (y,) = self.saved_tensors
         return grad * (1 - y * y)
+
+
+class Sin(Function):
+    cosine = False  # Cos: each one's derivative is the other (with a sign for cos)
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return self.xp.cos(x) if self.cosine else self.xp.sin(x)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return -grad * sin(x) if self.cosine else grad * cos(x)
+
+
+class Cos(Sin):
+    cosine = True
 
 
 class Sigmoid(Function):
@@ -406,6 +434,22 @@ def rsqrt(x):
     return 1 / sqrt(x)
 
 
+def log1p(x):
+    return Log1p.apply(x)
+
+
+def expm1(x):
+    return Expm1.apply(x)
+
+
+def sin(x):
+    return Sin.apply(x)
+
+
+def cos(x):
+    return Cos.apply(x)
+
+
 def tanh(x):
     return Tanh.apply(x)
 
@@ -485,7 +529,7 @@ def clone(x):
     return Clone.apply(x)
 
 
-# -- ops without a gradient: comparisons, sign, logical ----------------------------------------
+# -- ops without a gradient: comparisons, tests, sign, logical ---------------------------------
 def _no_grad(array_fn, *inputs):
     """Run an op that has no gradient (its output never requires grad)."""
     tensors = [x for x in inputs if isinstance(x, Tensor)]
@@ -530,6 +574,31 @@ def sign(x):
 
 def isfinite(x):
     return _no_grad(lambda a: x.xp.isfinite(a), x)
+
+
+def isnan(x):
+    return _no_grad(lambda a: x.xp.isnan(a), x)
+
+
+def isinf(x):
+    return _no_grad(lambda a: x.xp.isinf(a), x)
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|input - other| <= atol + rtol * |other| elementwise (equal infinities are close), as torch.isclose."""
+    if not isinstance(other, Tensor) or not isinstance(input, Tensor) or input.dtype != other.dtype:
+        raise TypeError(f"isclose: expected two tensors of one dtype, got {getattr(input, 'dtype', type(input))} "
+                        f"and {getattr(other, 'dtype', type(other))}")
+    try:
+        broadcast_shapes(input.shape, other.shape)
+    except ValueError as error:
+        raise ValueError(f"isclose: {error}") from None
+    return _no_grad(lambda a, b: input.xp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan), input, other)
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """True when every element is close (see isclose): a Python bool, so on a GPU it waits for the device."""
+    return bool(isclose(input, other, rtol, atol, equal_nan).all())
 
 
 def logical_not(x):

@@ -1,4 +1,5 @@
-"""Matrix products: `a @ b` for 1-D, 2-D and batched N-D operands with broadcast batch dims.
+"""Matrix products: `a @ b` for 1-D, 2-D and batched N-D operands with broadcast batch dims, and
+PyTorch's stricter mm, bmm, dot and outer (fixed dims, no broadcasting).
 
 For C = A @ B the gradients are dA = dC @ B^T and dB = A^T @ dC; batch dimensions
 that were broadcast are summed back with `sum_to`. 1-D operands are treated as a
@@ -46,3 +47,34 @@ class MatMul(Function):
 
 def matmul(a, b):
     return MatMul.apply(a, b)
+
+
+def _check_dims(op, a, b, ndim, inner):
+    """Both operands of `op` have `ndim` dims and a's last size equals b's size at `inner`."""
+    if a.ndim != ndim or b.ndim != ndim or a.shape[-1] != b.shape[inner] or a.shape[:-2] != b.shape[:-2]:
+        raise ValueError(f"{op}: expected two {ndim}-D tensors that fit, got shapes {a.shape} and {b.shape}")
+
+
+def mm(input, mat2):
+    """(n, m) @ (m, p) -> (n, p)."""
+    _check_dims("mm", input, mat2, 2, 0)
+    return matmul(input, mat2)
+
+
+def bmm(input, mat2):
+    """(b, n, m) @ (b, m, p) -> (b, n, p): one batch size on both sides (no broadcasting, as torch.bmm)."""
+    _check_dims("bmm", input, mat2, 3, 1)
+    return matmul(input, mat2)
+
+
+def dot(input, other):
+    """The inner product of two 1-D tensors of one size: a 0-d tensor."""
+    _check_dims("dot", input, other, 1, 0)
+    return matmul(input, other)
+
+
+def outer(input, vec2):
+    """(n,) and (m,) -> (n, m) with out[i, j] = input[i] * vec2[j]."""
+    if input.ndim != 1 or vec2.ndim != 1:
+        raise ValueError(f"outer: expected two 1-D tensors, got shapes {input.shape} and {vec2.shape}")
+    return input.unsqueeze(1) * vec2.unsqueeze(0)

@@ -1,4 +1,4 @@
-"""Reductions over dimensions: sum, mean, amax/amin, max/min, var/std, logsumexp, argmax.
+"""Reductions over dimensions: sum, prod, mean, amax/amin, max/min, var/std, logsumexp, argmax.
 
 `dim` is an int, a tuple of ints (negative counts from the end) or None (all);
 `keepdim` keeps reduced dimensions with size 1, as in PyTorch. The gradient of a
@@ -8,6 +8,7 @@ import builtins
 from collections import namedtuple
 
 from ..autograd import Function
+from ..tensor import int64
 from .broadcast import broadcast_to
 from .elementwise import _no_grad, exp, log, sqrt
 
@@ -68,8 +69,47 @@ class Amax(Function):
         return grad.reshape(self.kept_shape) * winners
 
 
+class Prod(Function):
+    """Product along one axis. The gradient of x_k is the product of all the other elements: the
+    product of those before k times the product of those after k (no division, so exact with zeros)."""
+
+    def forward(self, x, axis, keepdim):
+        self.axis, self.keepdim = axis, keepdim
+        self.save_for_backward(x)
+        return x.prod(axis=axis, keepdims=keepdim)
+
+    def backward(self, grad):
+        from .cumulative import exclusive_cumprod
+
+        (x,) = self.saved_tensors
+        if not self.keepdim:
+            grad = grad.unsqueeze(self.axis)
+        return grad * exclusive_cumprod(x, self.axis) * exclusive_cumprod(x, self.axis, reverse=True)
+
+
 def sum(x, dim=None, keepdim=False):
     return Sum.apply(x, axes=normalize_dims(dim, x.ndim, "sum"), keepdim=keepdim)
+
+
+def accumulation_input(x, dtype):
+    """x cast to `dtype` when one is given; integers and bools otherwise accumulate in int64, as in PyTorch."""
+    if dtype is not None:
+        return x.to(dtype)
+    if x.dtype.kind in "biu" and x.dtype != int64:
+        return x.to(int64)
+    return x
+
+
+def prod(x, dim=None, keepdim=False, dtype=None):
+    """Product of all elements, or along one dim (torch.prod); the gradient is exact with zeros."""
+    x = accumulation_input(x, dtype)
+    if dim is None:
+        result = Prod.apply(x.reshape(-1), axis=0, keepdim=False)
+        return result.reshape((1,) * x.ndim) if keepdim else result
+    axis = normalize_dim(dim, x.ndim, "prod")
+    if axis is None:  # dim 0 or -1 of a 0-d tensor: the value itself
+        return Prod.apply(x.reshape(1), axis=0, keepdim=False)
+    return Prod.apply(x, axis=axis, keepdim=keepdim)
 
 
 def _count(x, axes):
@@ -173,5 +213,5 @@ def any(x, dim=None, keepdim=False):
     return _no_grad(lambda a: a.any(axis=axes, keepdims=keepdim), x)
 
 
-__all__ = ["sum", "mean", "var", "std", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp",
+__all__ = ["sum", "prod", "mean", "var", "std", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp",
            "all", "any", "normalize_dims", "normalize_dim"]

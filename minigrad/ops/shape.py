@@ -1,9 +1,12 @@
-"""Shape ops: reshape (and squeeze/unsqueeze/flatten), transpose, permute, cat, stack, split.
+"""Shape ops: reshape (and squeeze/unsqueeze/flatten), transpose, permute, cat, stack, split,
+narrow, unbind, repeat and repeat_interleave.
 
 None of them changes a value, so each backward only moves the gradient back
 into the input's layout.
 """
 from ..autograd import Function
+from ..backend import host_numpy
+from ..tensor import Tensor
 from .promotion import promote
 from .reduction import normalize_dim, normalize_dims
 
@@ -216,6 +219,30 @@ def chunk(x, chunks, dim=0):
     return split(x, max(-(-total // chunks), 1), dim)
 
 
+def narrow(input, dim, start, length):
+    """The `length` elements from `start` on along dim (start may count from the end): a view, as
+    torch.narrow, so the gradient goes back to those elements only."""
+    axis = _axis(dim, input.ndim, "narrow")
+    size = input.shape[axis]
+    start, length = int(start), int(length)
+    if not -size <= start <= size:
+        raise IndexError(f"narrow: start {start} is out of range for dimension {dim} of size {size} "
+                         f"(shape {input.shape})")
+    if start < 0:
+        start += size
+    if length < 0 or start + length > size:
+        raise IndexError(f"narrow: start {start} + length {length} exceeds dimension {dim} of size {size} "
+                         f"(shape {input.shape})")
+    return input[(slice(None),) * axis + (slice(start, start + length),)]
+
+
+def unbind(input, dim=0):
+    """The slices of input along dim, that dim removed, as a tuple of views (torch.unbind)."""
+    axis = _axis(dim, input.ndim, "unbind")
+    prefix = (slice(None),) * axis
+    return tuple(input[prefix + (i,)] for i in range(input.shape[axis]))
+
+
 def repeat(x, *sizes):
     sizes = _sizes(sizes)
     if len(sizes) < x.ndim:
@@ -223,5 +250,51 @@ def repeat(x, *sizes):
     return Repeat.apply(x, sizes=sizes)
 
 
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """Each element (each slice along dim) repeated in place: [a, b] -> [a, a, b, b] (torch.repeat_interleave).
+
+    `repeats` is a number, or an integer tensor with one count per slice along dim (or one count for
+    all). Without dim the input is flattened first. `repeat_interleave(counts)` alone gives each index
+    i counts[i] times. With a tensor of counts the size of the output is their sum: unless it is given
+    as `output_size`, finding it waits for the device on a GPU (one number comes back), as in PyTorch.
+    """
+    if repeats is None:  # repeat_interleave(counts)
+        if input.ndim != 1 or input.dtype.kind not in "iu":
+            raise ValueError(f"repeat_interleave: the counts alone must be a 1-D integer tensor, got shape "
+                             f"{input.shape} and dtype {input.dtype}")
+        input, repeats = Tensor._make(input.xp.arange(input.shape[0]), input._backend), input
+    if dim is None:
+        input, dim = input.reshape(-1), 0
+    axis = _axis(dim, input.ndim, "repeat_interleave")
+    size = input.shape[axis]
+    if not isinstance(repeats, Tensor):
+        repeats = int(repeats)
+        if repeats < 0:
+            raise ValueError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
+        copies = input.unsqueeze(axis + 1)
+        copies = copies.expand(copies.shape[:axis + 1] + (repeats,) + copies.shape[axis + 2:])
+        return copies.reshape(input.shape[:axis] + (size * repeats,) + input.shape[axis + 1:])
+    return _repeat_by_counts(input, axis, repeats, output_size)
+
+
+def _repeat_by_counts(input, axis, counts, output_size):
+    from .indexing import index_select
+
+    if counts.dtype.kind not in "iu" or counts.ndim > 1 or counts.numel() not in (1, input.shape[axis]):
+        raise ValueError(f"repeat_interleave: repeats must be an integer tensor of one count or of one count per "
+                         f"element of dimension {axis} (size {input.shape[axis]}), got shape {counts.shape} and "
+                         f"dtype {counts.dtype}")
+    xp = counts.xp
+    counts = xp.broadcast_to(counts.data.reshape(-1), (input.shape[axis],))
+    if xp is host_numpy and counts.size and counts.min() < 0:
+        raise ValueError("repeat_interleave: repeats must be non-negative")
+    ends = xp.cumsum(counts)
+    if output_size is None:
+        output_size = int(Tensor._make(ends[-1:], input._backend).item()) if ends.size else 0
+    # output i comes from the first slice whose running end passes i
+    index = xp.searchsorted(ends, xp.arange(output_size), side="right")
+    return index_select(input, axis, Tensor._make(index, input._backend))
+
+
 __all__ = ["reshape", "view", "permute", "transpose", "swapaxes", "movedim", "squeeze", "unsqueeze", "flatten",
-           "cat", "concatenate", "stack", "split", "chunk", "repeat"]
+           "cat", "concatenate", "stack", "split", "chunk", "narrow", "unbind", "repeat", "repeat_interleave"]
