@@ -164,6 +164,9 @@ class BatchSampler(Sampler):
 
 
 # -- collating: a list of items -> one batch ------------------------------------------------------
+_HOST_DATA = (host_numpy.ndarray, host_numpy.generic)
+
+
 def _is_text_array(array):
     """NumPy arrays of strings or objects, which torch's collate refuses too."""
     return array.dtype.kind in "SaUO"
@@ -172,6 +175,14 @@ def _is_text_array(array):
 def _collate_error(kind):
     return TypeError(f"default_collate: batch must contain tensors, NumPy arrays, numbers, dicts or lists; "
                      f"found {kind}")
+
+
+def _rebuilt_sequence(elem, values):
+    """A sequence of elem's type holding `values` (a list where the type cannot be built from one)."""
+    try:
+        return type(elem)(values)
+    except TypeError:
+        return values
 
 
 def _rebuilt_mapping(elem, values):
@@ -198,16 +209,12 @@ def default_collate(batch):
     elem = batch[0]
     if isinstance(elem, Tensor):
         return stack(batch, 0)
-    if isinstance(elem, host_numpy.ndarray):
-        if _is_text_array(elem):
-            raise _collate_error(f"a NumPy array of dtype {elem.dtype}")
-        return tensor(host_numpy.stack(batch))
-    if isinstance(elem, (str, bytes)):
+    if isinstance(elem, (str, bytes)):  # before NumPy: numpy.str_ is a str
         return batch
-    if isinstance(elem, host_numpy.generic):
+    if isinstance(elem, _HOST_DATA):  # arrays and scalars alike: stacked along a new first dimension
         if _is_text_array(elem):
-            raise _collate_error(f"a NumPy scalar of dtype {elem.dtype}")
-        return tensor(host_numpy.array(batch))
+            raise _collate_error(f"NumPy data of dtype {elem.dtype}")
+        return tensor(host_numpy.stack(batch))
     if isinstance(elem, float):
         return tensor(batch, dtype=float64)
     if isinstance(elem, int):  # bools too
@@ -220,22 +227,17 @@ def default_collate(batch):
         if any(len(item) != len(elem) for item in batch):
             raise RuntimeError("default_collate: each sequence in the batch must have the same length")
         columns = [default_collate(list(samples)) for samples in zip(*batch)]
-        if isinstance(elem, tuple):
-            return columns
-        try:
-            return type(elem)(columns)
-        except TypeError:
-            return columns
+        return columns if isinstance(elem, tuple) else _rebuilt_sequence(elem, columns)
     raise _collate_error(type(elem).__name__)
 
 
 def default_convert(data):
     """One item as it comes (batch_size=None): NumPy arrays and scalars become tensors, through tuples,
     lists and dicts; everything else stays as it is (torch's default_convert)."""
-    if isinstance(data, host_numpy.ndarray) or isinstance(data, host_numpy.generic):
-        return data if _is_text_array(data) else tensor(data)
     if isinstance(data, (str, bytes)):
         return data
+    if isinstance(data, _HOST_DATA):
+        return data if _is_text_array(data) else tensor(data)
     if isinstance(data, collections.abc.Mapping):
         return _rebuilt_mapping(data, {key: default_convert(value) for key, value in data.items()})
     if isinstance(data, tuple) and hasattr(data, "_fields"):
@@ -243,11 +245,7 @@ def default_convert(data):
     if isinstance(data, tuple):
         return [default_convert(value) for value in data]
     if isinstance(data, collections.abc.Sequence):
-        converted = [default_convert(value) for value in data]
-        try:
-            return type(data)(converted)
-        except TypeError:
-            return converted
+        return _rebuilt_sequence(data, [default_convert(value) for value in data])
     return data
 
 
