@@ -1,0 +1,2 @@
+"""Helpers around the engine, named as in torch.utils (minigrad.utils.data: datasets and loaders)."""
+from . import data  # noqa: F401
