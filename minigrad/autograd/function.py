@@ -1,0 +1,187 @@
+"""Graph nodes: a `Function` is an op (forward and backward side by side), and each
+instance is one node of the graph, with one edge per input.
+
+    forward(self, *arrays, **params) -> array     runs on raw backend arrays
+    backward(self, grad) -> grad per input        runs on Tensors
+
+Because `backward` is written with Tensor ops, running it while grad mode is on
+records a graph of the backward pass itself: that is all `create_graph=True` does,
+and why second derivatives come for free. This `backward` is the reference.
+
+A Function of the fast layer (minigrad/kernels) may also write
+
+    backward_arrays(self, grad) -> array per input   the same gradient on raw arrays
+
+and the engine (minigrad/autograd/engine.py), not the op, picks which one runs.
+
+Calling `SomeOp.apply(x, y)` runs `forward` and, if any input requires grad,
+keeps the Function instance as the output's `grad_fn`: a node of the graph, with
+one edge per input (the input's own node, or the leaf tensor itself).
+"""
+import weakref
+
+from ..tensor import Tensor
+from . import grad_mode as _grad_mode
+
+
+class _SavedOutput:
+    """Marks 'the output of this op' in the saved list (held as an array, not a Tensor: no cycle)."""
+
+
+_SAVED_OUTPUT = _SavedOutput()
+
+
+class Function:
+    """An op with its forward and backward; instances are the nodes of the graph."""
+
+    __slots__ = ("backend", "edges", "needs_input_grad", "_record", "_to_save", "_saved", "_versions",
+                 "output_shape", "output_dtype", "__dict__", "__weakref__")
+    # Defaults shared by all nodes (an instance only stores them once they change: fewer writes per op).
+    _output = None  # the output array, when forward saved it
+    _output_ref = None  # weak reference to the output Tensor (no cycle output -> node -> output)
+    _released = False  # True once backward freed the saved values
+    _retained = None  # weak reference to an output that asked for retain_grad()
+    # True for ops whose output is a view of input 0 (reshape, permute, basic indexing, broadcast):
+    # the output then shares the input's version counter, so an in-place write through either is seen.
+    # An op that returns a view only sometimes sets it on the node in `forward`.
+    aliases_input = False
+
+    # -- to be written by each op -------------------------------------------------------
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    # Optional, in the fast layer only: `backward_arrays(self, grad)` takes the raw gradient array
+    # and returns raw arrays (or None) per input; read the saved values with `saved_arrays`.
+    backward_arrays = None
+
+    # -- helpers for forward/backward ------------------------------------------------------
+    @property
+    def xp(self):
+        """The array module of this op's inputs (NumPy or CuPy)."""
+        return self.backend.xp
+
+    def save_for_backward(self, *items):
+        """Keep inputs, the output or other arrays for backward (they come back as Tensors)."""
+        if self._record:
+            self._to_save = items
+
+    @property
+    def saved_tensors(self):
+        """What forward saved, as Tensors (inputs come back as the input Tensors themselves)."""
+        saved = []
+        for item in self._unpack_saved():
+            if isinstance(item, self.backend.array_type):
+                item = Tensor._make(item, self.backend)
+            saved.append(item)
+        return tuple(saved)
+
+    @property
+    def saved_arrays(self):
+        """What forward saved, as raw arrays (for `backward_arrays`)."""
+        return tuple(item.data if isinstance(item, Tensor) else item for item in self._unpack_saved())
+
+    def _unpack_saved(self):
+        if self._released:
+            raise RuntimeError(
+                f"trying to backward through {type(self).__name__} a second time: its saved values were "
+                "freed after the first backward; pass retain_graph=True to the first backward")
+        for item, version in zip(self._saved, self._versions):
+            if item is _SAVED_OUTPUT:
+                item = self._saved_output(version)
+            elif isinstance(item, Tensor) and version is not None and item._version != version:
+                raise RuntimeError(
+                    f"a tensor saved for the backward of {type(self).__name__} was modified in place "
+                    f"(it is at version {item._version}, saved at version {version})")
+            yield item
+
+    def _saved_output(self, version):
+        if self._output_counter.value != version:
+            raise RuntimeError(f"the output of {type(self).__name__}, saved for its backward, was modified in "
+                               f"place (it is at version {self._output_counter.value}, saved at version {version})")
+        output = self._output_ref()
+        if output is None:  # the output Tensor is gone: rebuild it around the kept array and counter
+            output = Tensor._make(self._output, self.backend, self)
+            output._version_counter = self._output_counter
+        return output
+
+    def retain_output_grad(self, tensor):
+        self._retained = weakref.ref(tensor)
+
+    # -- running an op ---------------------------------------------------------------------
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run forward on the inputs' arrays; record a graph node when a gradient is needed."""
+        backend = None
+        needs_grad = False
+        arrays = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                if backend is None:
+                    backend = x._backend
+                elif x._backend is not backend:
+                    raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, "
+                                       f"got {backend.device} and {x._backend.device}")
+                needs_grad = needs_grad or x._requires_grad
+                arrays.append(x.data)
+            else:
+                arrays.append(x)
+        node = cls.__new__(cls)
+        node.backend = backend
+        node._record = record = needs_grad and _grad_mode._grad_enabled
+        node._to_save = ()
+        try:
+            output = node.forward(*arrays, **params)
+        except (ValueError, IndexError) as error:
+            shapes = " and ".join(str(getattr(a, "shape", type(a).__name__)) for a in arrays)
+            raise type(error)(f"{cls.__name__} on shapes {shapes}: {error}") from None
+        backend = node.backend  # ToDevice changes it
+        raw_output = output
+        if type(output) is not backend.array_type:
+            output = backend.xp.asarray(output)  # NumPy returns scalars, not arrays, for 0-d results
+        result = Tensor._make(output, backend, node if record else None)
+        if node.aliases_input:
+            result._version_counter = inputs[0]._shared_version_counter()
+        if record:
+            node._connect(inputs, arrays, output, result, raw_output)
+        return result
+
+    def _connect(self, inputs, arrays, output, result, raw_output):
+        edges = [(x.grad_fn or x) if isinstance(x, Tensor) and x._requires_grad else None for x in inputs]
+        self.edges = tuple(edges)
+        self.needs_input_grad = tuple([edge is not None for edge in edges])
+        self.output_shape = output.shape  # for minigrad.viz and error messages; the array itself is not kept
+        self.output_dtype = output.dtype
+        saved, versions = [], []
+        for item in self._to_save:
+            version = None
+            if item is raw_output or item is output:
+                # The counter, not just the Tensor: a view of the output may outlive it and be written to.
+                self._output_counter = result._shared_version_counter()
+                item, version = _SAVED_OUTPUT, self._output_counter.value
+                self._output = output
+                self._output_ref = weakref.ref(result)
+            else:
+                for x, array in zip(inputs, arrays):
+                    if item is array and isinstance(x, Tensor):
+                        counter = x._version_counter  # read directly: the property costs a call
+                        item, version = x, (0 if counter is None else counter.value)
+                        break
+                else:
+                    if hasattr(item, "dtype") and type(item) is not self.backend.array_type:
+                        item = self.backend.xp.asarray(item)  # a NumPy scalar from a 0-d computation
+            saved.append(item)
+            versions.append(version)
+        self._saved = saved
+        self._versions = versions
+        self._to_save = ()
+
+    def _release(self):
+        self._saved = None
+        self._output = None
+        self._released = True
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
