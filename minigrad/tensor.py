@@ -193,6 +193,13 @@ class Tensor:
             self.grad_fn.retain_output_grad(self)
         return self
 
+    def register_hook(self, hook):
+        """Call hook(grad) whenever a gradient for this tensor is computed; a Tensor it returns is used
+        instead. Returns a handle whose remove() takes the hook away (see minigrad/autograd/hooks.py)."""
+        from .autograd.hooks import register_tensor_hook
+
+        return register_tensor_hook(self, hook)
+
     # -- autograd ----------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (see minigrad.autograd)."""

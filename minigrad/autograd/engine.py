@@ -8,8 +8,10 @@ makes minigrad.functional compose every layer from the primitive ops.
 """
 from ..tensor import Tensor
 from . import grad_mode as _grad_mode
+from . import hooks as _hooks
 from .function import Function
 from .grad_mode import set_grad_enabled
+from .torch_style import OutputGrads
 
 
 # -- the backward pass ---------------------------------------------------------------------
@@ -37,10 +39,11 @@ def _topological_dependencies(roots, needed=None):
 
 def _accumulate(total, grad):
     """Sum of the gradients reaching one place. Recorded as an Add node only under create_graph:
-    otherwise a plain array addition (no graph node, no Function dispatch)."""
+    otherwise a plain array addition (no graph node, no Function dispatch). A node with several
+    outputs gathers OutputGrads, which add up slot by slot."""
     if total is None:
         return grad
-    if _grad_mode._grad_enabled:
+    if _grad_mode._grad_enabled or total.__class__ is OutputGrads:
         return total + grad
     return Tensor._make(total.data + grad.data, total._backend)
 
@@ -72,12 +75,10 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
         while ready:
             node = ready.pop()
             grad = pending.pop(node)
+            if node._grad_hooks is not None:  # the output tensor's hooks, then retain_grad()
+                grad = node._grad_hooks(grad)
             if capture is not None and node in capture:
                 capture[node] = _accumulate(capture[node], grad)
-            if node._retained is not None:
-                output = node._retained()
-                if output is not None:
-                    output.grad = grad if output.grad is None else output.grad + grad
             if needed is not None and node not in needed:  # grad(): no wanted gradient lies below
                 continue
             input_grads = _node_backward(node, grad, use_arrays)
@@ -98,12 +99,23 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
                 elif input_grad is not None:
                     leaf_grads[edge] = _accumulate(leaf_grads.get(edge), input_grad)
 
+    hooked_leaves = _hooks.leaf_hooks  # usually empty: no lookup per leaf
     for leaf, grad in leaf_grads.items():
+        if hooked_leaves:
+            grad = _run_leaf_hooks(leaf, grad, create_graph)
         if capture is not None:
             if leaf in capture:
                 capture[leaf] = _accumulate(capture[leaf], grad)
             continue
         _accumulate_into_leaf(leaf, grad, create_graph)
+
+
+def _run_leaf_hooks(leaf, grad, create_graph):
+    hooks = _hooks.leaf_grad_hooks(leaf)
+    if hooks is None:
+        return grad
+    with set_grad_enabled(create_graph):  # as the nodes' hooks run: a graph only under create_graph
+        return hooks(grad)
 
 
 def _node_backward(node, grad, use_arrays):

@@ -17,7 +17,11 @@ and the engine (minigrad/autograd/engine.py), not the op, picks which one runs.
 Calling `SomeOp.apply(x, y)` runs `forward` and, if any input requires grad,
 keeps the Function instance as the output's `grad_fn`: a node of the graph, with
 one edge per input (the input's own node, or the leaf tensor itself).
+
+A subclass whose `forward` is a staticmethod is written the PyTorch way instead,
+`forward(ctx, *tensors)` / `backward(ctx, *grads)`: see torch_style.py.
 """
+import inspect
 import weakref
 
 from ..tensor import Tensor
@@ -25,7 +29,14 @@ from . import grad_mode as _grad_mode
 
 
 class _SavedOutput:
-    """Marks 'the output of this op' in the saved list (held as an array, not a Tensor: no cycle)."""
+    """Marks 'an output of this op' in the saved list (held as an array, not a Tensor: no cycle).
+    `index` is None for the one output of an op (every op of the project has one); a Function
+    written the PyTorch way may have several (minigrad/autograd/torch_style.py)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index=None):
+        self.index = index
 
 
 _SAVED_OUTPUT = _SavedOutput()
@@ -40,11 +51,19 @@ class Function:
     _output = None  # the output array, when forward saved it
     _output_ref = None  # weak reference to the output Tensor (no cycle output -> node -> output)
     _released = False  # True once backward freed the saved values
-    _retained = None  # weak reference to an output that asked for retain_grad()
+    _grad_hooks = None  # the output's hooks and retain_grad(), once it has any (minigrad/autograd/hooks.py)
     # True for ops whose output is a view of input 0 (reshape, permute, basic indexing, broadcast):
     # the output then shares the input's version counter, so an in-place write through either is seen.
     # An op that returns a view only sometimes sets it on the node in `forward`.
     aliases_input = False
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass whose forward is a staticmethod is written the PyTorch way: see torch_style.py."""
+        super().__init_subclass__(**kwargs)
+        if isinstance(inspect.getattr_static(cls, "forward"), staticmethod):
+            from .torch_style import make_torch_style
+
+            make_torch_style(cls)
 
     # -- to be written by each op -------------------------------------------------------
     def forward(self, *arrays, **params):
@@ -89,15 +108,15 @@ class Function:
                 f"trying to backward through {type(self).__name__} a second time: its saved values were "
                 "freed after the first backward; pass retain_graph=True to the first backward")
         for item, version in zip(self._saved, self._versions):
-            if item is _SAVED_OUTPUT:
-                item = self._saved_output(version)
+            if item.__class__ is _SavedOutput:
+                item = self._saved_output(item.index, version)
             elif isinstance(item, Tensor) and version is not None and item._version != version:
                 raise RuntimeError(
                     f"a tensor saved for the backward of {type(self).__name__} was modified in place "
                     f"(it is at version {item._version}, saved at version {version})")
             yield item
 
-    def _saved_output(self, version):
+    def _saved_output(self, index, version):
         if self._output_counter.value != version:
             raise RuntimeError(f"the output of {type(self).__name__}, saved for its backward, was modified in "
                                f"place (it is at version {self._output_counter.value}, saved at version {version})")
@@ -108,7 +127,9 @@ class Function:
         return output
 
     def retain_output_grad(self, tensor):
-        self._retained = weakref.ref(tensor)
+        from .hooks import grad_hooks
+
+        grad_hooks(tensor).retained = weakref.ref(tensor)
 
     # -- running an op ---------------------------------------------------------------------
     @classmethod
@@ -158,11 +179,7 @@ class Function:
         for item in self._to_save:
             version = None
             if item is raw_output or item is output:
-                # The counter, not just the Tensor: a view of the output may outlive it and be written to.
-                self._output_counter = result._shared_version_counter()
-                item, version = _SAVED_OUTPUT, self._output_counter.value
-                self._output = output
-                self._output_ref = weakref.ref(result)
+                item, version = _SAVED_OUTPUT, self._keep_output(output, result)
             else:
                 for x, array in zip(inputs, arrays):
                     if item is array and isinstance(x, Tensor):
@@ -178,6 +195,14 @@ class Function:
         self._versions = versions
         self._to_save = ()
 
+    def _keep_output(self, output, result):
+        """Keep the output for backward as its array and a weak reference; returns its version.
+        The counter, not just the Tensor: a view of the output may outlive it and be written to."""
+        self._output_counter = result._shared_version_counter()
+        self._output = output
+        self._output_ref = weakref.ref(result)
+        return self._output_counter.value
+
     def _release(self):
         self._saved = None
         self._output = None
@@ -185,3 +210,4 @@ class Function:
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
+
