@@ -133,3 +133,143 @@ def test_hooks_on_the_outputs_of_a_function_with_several_outputs():
     a.register_hook(lambda g: g * 100)
     (a.sum() + b.sum()).backward()
     np.testing.assert_array_equal(x.grad.numpy(), [203.0, 203.0])
+
+
+# -- nn.Module's forward pre-hooks and forward hooks ------------------------------------------------
+def forward_hook_calls(base, lib):
+    calls = []
+
+    class Scale(base):
+        def forward(self, x, scale=1.0):
+            calls.append(("forward", values(x), scale))
+            return x * scale
+
+    module = Scale()
+    first = module.register_forward_pre_hook(lambda m, args: (calls.append(("pre", len(args))), args[0] + 1)[1])
+    module.register_forward_pre_hook(
+        lambda m, args, kwargs: (calls.append(("pre kw", dict(kwargs))), (args, {"scale": 10.0}))[1], with_kwargs=True)
+    module.register_forward_pre_hook(lambda m, args: calls.append("prepended"), prepend=True)
+    module.register_forward_hook(
+        lambda m, args, out: (calls.append(("hook", values(args[0]), values(out))), out * 2)[1])
+    module.register_forward_hook(lambda m, args, kwargs, out: calls.append(("hook kw", dict(kwargs), values(out))),
+                                 with_kwargs=True)
+    out = module(lib.tensor([1.0, 2.0]), scale=3.0)
+    first.remove()
+    again = module(lib.tensor([1.0, 2.0]))
+    return calls, values(out), values(again)
+
+
+def test_forward_pre_hooks_and_forward_hooks_replace_args_and_outputs_as_torch():
+    ours, theirs = forward_hook_calls(nn.Module, minigrad), forward_hook_calls(torch.nn.Module, torch)
+    assert ours == theirs
+    calls, out, again = ours
+    assert calls[:6] == ["prepended", ("pre", 1), ("pre kw", {"scale": 3.0}), ("forward", [2.0, 3.0], 10.0),
+                         ("hook", [2.0, 3.0], [20.0, 30.0]), ("hook kw", {"scale": 10.0}, [40.0, 60.0])]
+    assert out == [40.0, 60.0] and again == [20.0, 40.0]
+
+
+def test_removing_every_hook_empties_the_tables():
+    layer = nn.Linear(2, 2)
+    handles = [layer.register_forward_pre_hook(lambda m, a: None), layer.register_forward_hook(lambda m, a, o: None),
+               layer.register_full_backward_hook(lambda m, gi, go: None),
+               layer.register_forward_hook(lambda m, a, k, o: None, with_kwargs=True)]
+    for handle in handles:
+        handle.remove()
+    assert not (layer._forward_pre_hooks or layer._forward_hooks or layer._backward_hooks
+                or layer._forward_hooks_with_kwargs)
+    assert not nn.Linear(2, 2)._forward_hooks  # another module's tables are its own
+    out = layer(minigrad.ones(1, 2))
+    assert out.grad_fn is not None and type(out.grad_fn).__name__ == "Linear"  # no hook node in the graph
+
+
+# -- nn.Module.register_full_backward_hook ------------------------------------------------------------
+def full_backward_hook_calls(base, lib):
+    """A module of (a, b, c) -> (a * b, a + b) where b needs no gradient and c is not a Tensor."""
+    calls = []
+
+    class ProductAndSum(base):
+        def forward(self, a, b, c=None):
+            return a * b, a + b
+
+    module = ProductAndSum()
+    module.register_full_backward_hook(
+        lambda m, grad_input, grad_output: calls.append(([values(g) for g in grad_input],
+                                                         [values(g) for g in grad_output])))
+    a, b = lib.tensor([1.0, 2.0], requires_grad=True), lib.tensor([3.0, 4.0])
+    product, total = module(a, b, 5)
+    product.sum().backward()  # the second output is not used: its grad_output is None
+    product, total = module(a, b)
+    (product.sum() * 2 + total.sum()).backward()
+    return calls, values(a.grad)
+
+
+def test_full_backward_hook_sees_grad_input_and_grad_output_as_torch():
+    ours, theirs = full_backward_hook_calls(nn.Module, minigrad), full_backward_hook_calls(torch.nn.Module, torch)
+    assert ours == theirs
+    assert ours[0] == [([[3.0, 4.0], [0.0, 0.0], None], [[1.0, 1.0], None]),
+                       ([[7.0, 9.0], [0.0, 0.0]], [[2.0, 2.0], [1.0, 1.0]])]
+
+
+def linear_pair(rng):
+    ours, theirs = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    with minigrad.no_grad():
+        ours.weight.copy_(theirs.weight.detach().numpy())
+        ours.bias.copy_(theirs.bias.detach().numpy())
+    return ours, theirs
+
+
+def test_full_backward_hook_replaces_grad_input_as_torch(both_paths):
+    rng = np.random.default_rng(0)
+    x_array = rng.standard_normal((4, 3)).astype(np.float32)
+    results = []
+    for lib, layer in zip((minigrad, torch), linear_pair(rng)):
+        seen = []
+        layer.register_full_backward_hook(
+            lambda m, grad_input, grad_output: (seen.append((values(grad_input[0]), values(grad_output[0]))),
+                                                (grad_input[0] * 10,))[1])
+        x = lib.tensor(x_array, requires_grad=True)
+        (layer(x).tanh() ** 2).sum().backward()
+        results.append((seen, values(x.grad), values(layer.weight.grad)))
+    (ours, x_grad, w_grad), (theirs, torch_x_grad, torch_w_grad) = results
+    np.testing.assert_allclose(ours[0][0], theirs[0][0], rtol=1e-5)
+    np.testing.assert_allclose(ours[0][1], theirs[0][1], rtol=1e-5)
+    np.testing.assert_allclose(x_grad, torch_x_grad, rtol=1e-5)  # ten times the hooked grad_input
+    np.testing.assert_allclose(x_grad, np.array(ours[0][0]) * 10, rtol=1e-6)
+    np.testing.assert_allclose(w_grad, torch_w_grad, rtol=1e-5)  # the parameters' gradients are not grad_input
+
+
+def test_full_backward_hook_when_no_input_requires_grad():
+    for lib, layer in zip((minigrad, torch), linear_pair(None)):
+        seen = []
+        handle = layer.register_full_backward_hook(lambda m, gi, go: seen.append((gi, values(go[0]))))
+        with pytest.warns(UserWarning, match="no inputs require gradients"):
+            layer(lib.ones(1, 3)).sum().backward()
+        assert seen == [((None,), [[1.0, 1.0]])], lib.__name__
+        handle.remove()
+        layer.register_full_backward_hook(lambda m, gi, go: (lib.ones(1, 3),))
+        with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="should always return None"):
+            layer(lib.ones(1, 3)).sum().backward()
+
+
+def hook_order_in_a_sequential(torch_nn, lib, layers):
+    model = torch_nn.Sequential(*layers)
+    order = []
+    for name, module in model.named_children():
+        module.register_forward_hook(lambda m, args, out, name=name: order.append(("forward", name)))
+        module.register_full_backward_hook(
+            lambda m, gi, go, name=name: order.append(("backward", name, values(go[0]))))
+    model.register_full_backward_hook(lambda m, gi, go: order.append(("backward", "model", values(go[0]))))
+    x = lib.tensor(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    (model(x) ** 2).sum().backward()
+    return order
+
+
+def test_backward_hooks_of_nested_modules_run_in_torchs_order_with_torchs_values():
+    ours_layers, theirs_layers = linear_pair(None)
+    ours = hook_order_in_a_sequential(nn, minigrad, [ours_layers, nn.Tanh()])
+    theirs = hook_order_in_a_sequential(torch.nn, torch, [theirs_layers, torch.nn.Tanh()])
+    assert [step[:2] for step in ours] == [step[:2] for step in theirs] == [
+        ("forward", "0"), ("forward", "1"), ("backward", "1"), ("backward", "0"), ("backward", "model")]
+    for our_step, their_step in zip(ours, theirs):
+        if len(our_step) == 3:
+            np.testing.assert_allclose(our_step[2], their_step[2], rtol=1e-5)

@@ -11,12 +11,17 @@ value (in PyTorch too it always runs last). `minigrad.grad()` returns the hooked
 
 When no hook is registered they cost one None check per node (a node's `_grad_hooks`) and one
 check of an empty dict per backward (for leaves).
+
+nn.Module's hooks (register_forward_pre_hook, register_forward_hook, register_full_backward_hook)
+return the same handles; the backward ones run through `BackwardHook` below.
 """
 import itertools
+import warnings
 import weakref
 from collections import OrderedDict
 
 from ..tensor import Tensor
+from .function import Function
 
 
 class RemovableHandle:
@@ -109,3 +114,98 @@ def register_tensor_hook(tensor, hook):
     handle = RemovableHandle(hooks)
     hooks[handle.id] = hook
     return handle
+
+
+# -- nn.Module's full backward hooks -------------------------------------------------------------
+class BackwardHook:
+    """Runs a module's full backward hooks, hook(module, grad_input, grad_output), as PyTorch's
+    torch.utils.hooks.BackwardHook does (nn.Module.__call__ sets one up per call):
+
+    the module's input tensors and its output tensors each pass through an identity node
+    (`BackwardHookFunction`). The gradient reaches the outputs' node first, which records it as
+    grad_output; the inputs' node runs once every gradient of the module's inputs is known, calls
+    the hooks with grad_input (one entry per positional argument: None for non-Tensors) and sends
+    on what they return in its place.
+    """
+
+    def __init__(self, module, user_hooks):
+        self.module = module
+        self.user_hooks = user_hooks
+        self.grad_outputs = None
+        self.n_inputs = self.n_outputs = -1
+        self.input_tensors_index = self.output_tensors_index = None  # positions of the Tensors among them
+
+    def setup_input_hook(self, args):
+        args, self.input_tensors_index = self._apply_on_tensors(args, self._input_grads, materialize=True)
+        self.n_inputs = len(args)
+        return args
+
+    def setup_output_hook(self, output):
+        is_tuple = isinstance(output, tuple)
+        outputs, self.output_tensors_index = self._apply_on_tensors(output if is_tuple else (output,),
+                                                                    self._output_grads, materialize=False)
+        self.n_outputs = len(outputs)
+        return outputs if is_tuple else outputs[0]
+
+    def _apply_on_tensors(self, args, on_grads, materialize):
+        """Pass the Tensors among `args` through one identity node whose backward calls `on_grads`."""
+        from .grad_mode import is_grad_enabled
+
+        index = [i for i, arg in enumerate(args) if isinstance(arg, Tensor)]
+        if not (any(args[i].requires_grad for i in index) and is_grad_enabled()):
+            return args, None
+        wrapped = list(args)
+        for i, tensor in zip(index, BackwardHookFunction.apply(on_grads, materialize, *[args[i] for i in index])):
+            wrapped[i] = tensor
+        return tuple(wrapped), index
+
+    def _output_grads(self, grads):
+        self.grad_outputs = _pack_with_none(self.output_tensors_index, grads, self.n_outputs)
+        if self.input_tensors_index is None:  # no input requires grad: the hooks run now, as in torch
+            warnings.warn("Full backward hook is firing when gradients are computed with respect to module outputs "
+                          "since no inputs require gradients.", stacklevel=2)
+            grad_inputs = (None,) * self.n_inputs
+            for hook in self.user_hooks:
+                result = hook(self.module, grad_inputs, self.grad_outputs)
+                if result is not None and not (isinstance(result, tuple) and all(g is None for g in result)):
+                    raise RuntimeError("Backward hook for Modules where no input requires gradient should always "
+                                       "return None or None for all gradients.")
+            self.grad_outputs = None
+        return grads
+
+    def _input_grads(self, grads):
+        if self.grad_outputs is None:  # a gradient reached the inputs without passing the outputs (double backward)
+            return grads
+        grad_inputs = _pack_with_none(self.input_tensors_index, grads, self.n_inputs)
+        for hook in self.user_hooks:
+            result = hook(self.module, grad_inputs, self.grad_outputs)
+            if result is None:
+                continue
+            if len(result) != len(grad_inputs):
+                raise RuntimeError(f"Backward hook returned an invalid number of grad_input, got {len(result)}, "
+                                   f"but expected {len(grad_inputs)}")
+            grad_inputs = result
+        self.grad_outputs = None
+        return tuple(grad_inputs[i] for i in self.input_tensors_index)
+
+
+def _pack_with_none(index, values, size):
+    packed = [None] * size
+    for i, value in zip(index, values):
+        packed[i] = value
+    return tuple(packed)
+
+
+class BackwardHookFunction(Function):
+    """The identity on some tensors; its backward gives their gradients to `on_grads`, which may replace them."""
+
+    @staticmethod
+    def forward(ctx, on_grads, materialize, *tensors):
+        ctx.on_grads = on_grads
+        ctx.set_materialize_grads(materialize)
+        ctx.mark_non_differentiable(*[t for t in tensors if not t.requires_grad])
+        return tensors
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None, None) + tuple(ctx.on_grads(grads))
