@@ -7,6 +7,7 @@ Two paths, one engine: the engine, not the op, picks a node's backward: `backwar
 makes minigrad.functional compose every layer from the primitive ops.
 """
 from ..tensor import Tensor
+from . import anomaly_mode as _anomaly_mode
 from . import grad_mode as _grad_mode
 from . import hooks as _hooks
 from .function import Function
@@ -71,6 +72,7 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
     dependencies = _topological_dependencies(roots, needed)
     ready = [node for node in roots if dependencies.get(node, 0) == 0]
     use_arrays = not create_graph and not _grad_mode._reference_mode  # the engine picks the path, not the op
+    anomaly = _anomaly_mode._enabled  # detect_anomaly(): check what every backward returns
     with set_grad_enabled(create_graph):
         while ready:
             node = ready.pop()
@@ -81,7 +83,10 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None):
                 capture[node] = _accumulate(capture[node], grad)
             if needed is not None and node not in needed:  # grad(): no wanted gradient lies below
                 continue
-            input_grads = _node_backward(node, grad, use_arrays)
+            if anomaly:
+                input_grads = _anomaly_mode.checked_backward(_node_backward, node, grad, use_arrays)
+            else:
+                input_grads = _node_backward(node, grad, use_arrays)
             if not retain_graph:
                 node._release()
             for edge, input_grad in zip(node.edges, input_grads):

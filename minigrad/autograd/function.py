@@ -25,6 +25,7 @@ import inspect
 import weakref
 
 from ..tensor import Tensor
+from . import anomaly_mode as _anomaly_mode
 from . import grad_mode as _grad_mode
 
 
@@ -52,6 +53,8 @@ class Function:
     _output_ref = None  # weak reference to the output Tensor (no cycle output -> node -> output)
     _released = False  # True once backward freed the saved values
     _grad_hooks = None  # the output's hooks and retain_grad(), once it has any (minigrad/autograd/hooks.py)
+    _unpack_hook = None  # set when saved_tensors_hooks packed what it saved (minigrad/autograd/graph.py)
+    _forward_stack = None  # where forward was called, kept in anomaly mode (minigrad/autograd/anomaly_mode.py)
     # True for ops whose output is a view of input 0 (reshape, permute, basic indexing, broadcast):
     # the output then shares the input's version counter, so an in-place write through either is seen.
     # An op that returns a view only sometimes sets it on the node in `forward`.
@@ -107,19 +110,21 @@ class Function:
             raise RuntimeError(
                 f"trying to backward through {type(self).__name__} a second time: its saved values were "
                 "freed after the first backward; pass retain_graph=True to the first backward")
+        if self._unpack_hook is not None:  # saved through saved_tensors_hooks (graph.py)
+            yield from _graph.unpacked(self)
+            return
         for item, version in zip(self._saved, self._versions):
             if item.__class__ is _SavedOutput:
                 item = self._saved_output(item.index, version)
             elif isinstance(item, Tensor) and version is not None and item._version != version:
-                raise RuntimeError(
-                    f"a tensor saved for the backward of {type(self).__name__} was modified in place "
-                    f"(it is at version {item._version}, saved at version {version})")
+                raise _modified_in_place(f"a tensor saved for the backward of {type(self).__name__}", item._version,
+                                         version)
             yield item
 
     def _saved_output(self, index, version):
         if self._output_counter.value != version:
-            raise RuntimeError(f"the output of {type(self).__name__}, saved for its backward, was modified in "
-                               f"place (it is at version {self._output_counter.value}, saved at version {version})")
+            raise _modified_in_place(f"the output of {type(self).__name__}, saved for its backward,",
+                                     self._output_counter.value, version)
         output = self._output_ref()
         if output is None:  # the output Tensor is gone: rebuild it around the kept array and counter
             output = Tensor._make(self._output, self.backend, self)
@@ -167,6 +172,8 @@ class Function:
             result._version_counter = inputs[0]._shared_version_counter()
         if record:
             node._connect(inputs, arrays, output, result, raw_output)
+            if _anomaly_mode._enabled:
+                node._forward_stack = _anomaly_mode.forward_stack()
         return result
 
     def _connect(self, inputs, arrays, output, result, raw_output):
@@ -194,6 +201,8 @@ class Function:
         self._saved = saved
         self._versions = versions
         self._to_save = ()
+        if _graph._hooks_stack:
+            _graph.pack_saved(self, inputs)
 
     def _keep_output(self, output, result):
         """Keep the output for backward as its array and a weak reference; returns its version.
@@ -203,6 +212,16 @@ class Function:
         self._output_ref = weakref.ref(result)
         return self._output_counter.value
 
+    @classmethod
+    def _node(cls, backend, edges, shape, dtype):
+        """A node made without running forward (the engine's helpers: OutputOf, SavedLeaf)."""
+        node = cls.__new__(cls)
+        node.backend, node.edges = backend, tuple(edges)
+        node.needs_input_grad = tuple(edge is not None for edge in node.edges)
+        node._record, node._to_save, node._saved, node._versions = True, (), [], []
+        node.output_shape, node.output_dtype = shape, dtype
+        return node
+
     def _release(self):
         self._saved = None
         self._output = None
@@ -211,3 +230,9 @@ class Function:
     def __repr__(self):
         return f"<{type(self).__name__}>"
 
+
+def _modified_in_place(what, now, then):
+    return RuntimeError(f"{what} was modified in place (it is at version {now}, saved at version {then})")
+
+
+from . import graph as _graph  # noqa: E402  (graph.py builds on Function)

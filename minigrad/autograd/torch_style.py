@@ -36,8 +36,10 @@ import inspect
 import weakref
 
 from ..tensor import Tensor
+from . import anomaly_mode as _anomaly_mode
+from . import graph as _graph
 from . import grad_mode as _grad_mode
-from .function import _SAVED_OUTPUT, Function, _SavedOutput
+from .function import _SAVED_OUTPUT, Function, _modified_in_place, _SavedOutput
 
 
 def make_torch_style(cls):
@@ -77,6 +79,8 @@ def apply(cls, *args, **kwargs):
             outputs = cls.forward(node, *args, **kwargs)
     if not node._record:
         return outputs
+    if _anomaly_mode._enabled:
+        node._forward_stack = _anomaly_mode.forward_stack()
     return node._connect_outputs(args, outputs)
 
 
@@ -142,7 +146,7 @@ class BackwardNode(Function):
             result._version_counter = out._shared_version_counter()
             differentiable = id(out) not in non_differentiable and out.dtype.kind == "f"
             if differentiable:
-                result.grad_fn = _output_node(self, index, len(returned), result) if self._several_outputs else self
+                result.grad_fn = output_node(self, index, len(returned), result) if self._several_outputs else self
                 result._requires_grad = True
             results.append(result)
             meta.append((out.shape, out.dtype, out._backend, differentiable))
@@ -176,21 +180,23 @@ class BackwardNode(Function):
         self._saved = saved
         self._versions = versions
         self._to_save = ()
+        if _graph._hooks_stack:
+            _graph.pack_saved(self, args)
 
     def _saved_output(self, index, version):
         if index is None:
             return super()._saved_output(index, version)
         array, ref, counter = self._saved_outputs[index]
         if counter.value != version:
-            raise RuntimeError(f"output {index} of {type(self).__name__}, saved for its backward, was modified in "
-                               f"place (it is at version {counter.value}, saved at version {version})")
+            raise _modified_in_place(f"output {index} of {type(self).__name__}, saved for its backward,",
+                                     counter.value, version)
         output = ref()
         if output is None:  # rebuild it, with a fresh OutputOf node when it was differentiable
             _, _, backend, differentiable = self._output_meta[index]
             output = Tensor._make(array, backend)
             output._version_counter = counter
             if differentiable:
-                output.grad_fn = _output_node(self, index, len(self._output_meta), output)
+                output.grad_fn = output_node(self, index, len(self._output_meta), output)
                 output._requires_grad = True
         return output
 
@@ -261,17 +267,11 @@ class OutputOf(Function):
         return f"<output {self.index} of {type(self.edges[0]).__name__}>"
 
 
-def _output_node(node, index, count, result):
-    output_node = OutputOf.__new__(OutputOf)
-    output_node.backend = result._backend
-    output_node.edges = (node,)
-    output_node.needs_input_grad = (True,)
-    output_node._record = True
-    output_node._to_save = ()
-    output_node._saved, output_node._versions = [], []
-    output_node.output_shape, output_node.output_dtype = result.shape, result.dtype
-    output_node.index, output_node.count = index, count
-    return output_node
+def output_node(node, index, count, result):
+    """The OutputOf node of output `index` (of `count`) of `node`, for the Tensor `result`."""
+    output = OutputOf._node(result._backend, (node,), result.shape, result.dtype)
+    output.index, output.count = index, count
+    return output
 
 
 class OutputGrads:
