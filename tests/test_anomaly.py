@@ -10,6 +10,7 @@ import pytest
 import minigrad
 import minigrad.functional as F
 from minigrad.autograd import Function, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
+from test_torch_style_function import backward_returning
 
 torch = pytest.importorskip("torch")
 
@@ -35,21 +36,6 @@ def test_the_error_names_the_op_and_shows_its_forward_call():
     assert os.path.dirname(minigrad.__file__) not in message  # minigrad's own frames are left off
 
 
-def make_bad(base, lib):
-    """y = x * k whose backward returns NaN for k's gradient."""
-
-    class Bad(base):
-        @staticmethod
-        def forward(ctx, x, k):
-            return x * k
-
-        @staticmethod
-        def backward(ctx, grad):
-            return grad * 2, grad * float("nan")
-
-    return Bad
-
-
 def test_a_torch_style_function_and_torchs_message():
     messages = []
     for lib, base in ((minigrad, Function), (torch, torch.autograd.Function)):
@@ -57,7 +43,8 @@ def test_a_torch_style_function_and_torchs_message():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns that anomaly mode is slow, and gives its trace as a warning
             with detect_anomaly() if lib is minigrad else torch.autograd.detect_anomaly():
-                y = make_bad(base, lib).apply(x, k)  # the torch-style call
+                bad = backward_returning(lambda g: g * 2, lambda g: g * float("nan"), base=base, name="Bad")
+                y = bad.apply(x, k)  # the torch-style call
                 with pytest.raises(RuntimeError) as error:
                     y.sum().backward()
         messages.append(str(error.value))

@@ -233,17 +233,16 @@ def test_in_place_write_into_a_saved_input_is_detected():
         y.sum().backward()
 
 
-def backward_returning(*grads):
-    class Op(Function):
-        @staticmethod
-        def forward(ctx, x, k):
-            return x * k
+def backward_returning(*grads, base=Function, name="Op"):
+    """y = x * k (a torch-style Function of `base`) whose backward returns grads[i](grad), or grads[i] itself."""
 
-        @staticmethod
-        def backward(ctx, grad):
-            return tuple(g(grad) if callable(g) else g for g in grads)
+    def forward(ctx, x, k):
+        return x * k
 
-    return Op
+    def backward(ctx, grad):
+        return tuple(g(grad) if callable(g) else g for g in grads)
+
+    return type(name, (base,), {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
 @pytest.mark.parametrize("grads, message", [

@@ -122,14 +122,26 @@ class Function:
             yield item
 
     def _saved_output(self, index, version):
-        if self._output_counter.value != version:
-            raise _modified_in_place(f"the output of {type(self).__name__}, saved for its backward,",
-                                     self._output_counter.value, version)
-        output = self._output_ref()
+        """A saved output: the output Tensor itself while it lives, else one rebuilt around the kept array."""
+        array, ref, counter, backend = self._kept_output(index)
+        if counter.value != version:
+            what = "the output" if index is None else f"output {index}"
+            raise _modified_in_place(f"{what} of {type(self).__name__}, saved for its backward,", counter.value,
+                                     version)
+        output = ref()
         if output is None:  # the output Tensor is gone: rebuild it around the kept array and counter
-            output = Tensor._make(self._output, self.backend, self)
-            output._version_counter = self._output_counter
+            output = Tensor._make(array, backend)
+            output._version_counter = counter
+            self._reconnect_output(output, index)
         return output
+
+    def _kept_output(self, index):
+        """(array, weak reference, version counter, backend) of a saved output."""
+        return self._output, self._output_ref, self._output_counter, self.backend
+
+    def _reconnect_output(self, tensor, index):
+        """Make a rebuilt tensor this node's output again, so that gradients through it reach the node."""
+        tensor.grad_fn, tensor._requires_grad = self, True
 
     def retain_output_grad(self, tensor):
         from .hooks import grad_hooks
@@ -198,6 +210,10 @@ class Function:
                         item = self.backend.xp.asarray(item)  # a NumPy scalar from a 0-d computation
             saved.append(item)
             versions.append(version)
+        self._store_saved(saved, versions, inputs)
+
+    def _store_saved(self, saved, versions, inputs):
+        """Keep what forward saved; while saved_tensors_hooks are active, what pack returns instead (graph.py)."""
         self._saved = saved
         self._versions = versions
         self._to_save = ()

@@ -52,12 +52,12 @@ class _Packed:
     """One saved tensor as the graph keeps it under hooks: pack's result, and what is needed to check
     and reattach what unpack returns."""
 
-    __slots__ = ("value", "place", "output_index", "counter", "version")
+    __slots__ = ("value", "place", "output", "counter", "version")
 
-    def __init__(self, value, place, output_index, counter, version):
+    def __init__(self, value, place, output, counter, version):
         self.value = value
         self.place = place  # the saved tensor's grad_fn, or a leaf that requires grad, or None
-        self.output_index = output_index  # which of the node's several outputs it is, else None
+        self.output = output  # for an output of the node: its _SavedOutput marker, else None
         self.counter = counter  # its version counter, to catch in-place writes (None for an op's own array)
         self.version = version
 
@@ -67,34 +67,32 @@ def pack_saved(node, inputs):
     pack, unpack = _hooks_stack[-1]
     packed = []
     for item, version in zip(node._saved, node._versions):
+        output = None
         if item.__class__ is _SavedOutput:
             tensor, counter = _saved_output_tensor(node, item.index)
-            output_index = item.index
-            differentiable = output_index is None or node._output_meta[output_index][3]
-            place = node if differentiable else None
+            place, output = node, item
         elif isinstance(item, Tensor):
-            tensor, counter, output_index = item, item._shared_version_counter(), None
+            tensor, counter = item, item._shared_version_counter()
             place = next((edge for x, edge in zip(inputs, node.edges) if x is item), None)
         elif isinstance(item, node.backend.array_type):  # an array the op computed and kept
-            tensor, counter, place, output_index = Tensor._make(item, node.backend), None, None, None
+            tensor, counter, place = Tensor._make(item, node.backend), None, None
         else:  # None, numbers, shapes: not tensors, kept as they are
             packed.append(item)
             continue
         with _hooks_off():
-            packed.append(_Packed(pack(tensor), place, output_index, counter, version))
+            packed.append(_Packed(pack(tensor), place, output, counter, version))
     node._saved = packed
     node._unpack_hook = unpack
 
 
 def _saved_output_tensor(node, index):
     """The saved output as a Tensor for pack, and its counter; the node then stops keeping its array."""
-    if index is None:
-        tensor = node._saved_output(None, node._output_counter.value)
-        node._output = None
-        return tensor, node._output_counter
-    array, ref, counter = node._saved_outputs[index]
+    counter = node._kept_output(index)[2]
     tensor = node._saved_output(index, counter.value)
-    node._saved_outputs[index] = (None, ref, counter)
+    if index is None:
+        node._output = None
+    else:
+        node._saved_outputs[index] = (None,) + node._saved_outputs[index][1:]
     return tensor, counter
 
 
@@ -120,18 +118,14 @@ def unpacked(node):
 def _reattached(node, array, item):
     """A Tensor of unpack's values that stands where the saved tensor stood in the graph."""
     place, backend = item.place, node.backend
-    if place is None:
-        tensor = Tensor._make(array, backend)
-    elif item.output_index is not None:  # one output of several: a fresh OutputOf node leads to the node
-        from .torch_style import output_node
-
-        tensor = Tensor._make(array, backend)
-        tensor.grad_fn = output_node(node, item.output_index, len(node._output_meta), tensor)
-        tensor._requires_grad = True
+    tensor = Tensor._make(array, backend)
+    if item.output is not None:  # one of the node's outputs
+        node._reconnect_output(tensor, item.output.index)
     elif isinstance(place, Function):
-        tensor = Tensor._make(array, backend, place)
-    else:  # a leaf: a node that passes the gradient on to it
-        tensor = Tensor._make(array, backend, SavedLeaf._node(backend, (place,), array.shape, array.dtype))
+        tensor.grad_fn, tensor._requires_grad = place, True
+    elif place is not None:  # a leaf: a node that passes the gradient on to it
+        tensor.grad_fn = SavedLeaf._node(backend, (place,), array.shape, array.dtype)
+        tensor._requires_grad = True
     if item.counter is not None:
         tensor._version_counter = item.counter
     return tensor

@@ -37,9 +37,8 @@ import weakref
 
 from ..tensor import Tensor
 from . import anomaly_mode as _anomaly_mode
-from . import graph as _graph
 from . import grad_mode as _grad_mode
-from .function import _SAVED_OUTPUT, Function, _modified_in_place, _SavedOutput
+from .function import _SAVED_OUTPUT, Function, _SavedOutput
 
 
 def make_torch_style(cls):
@@ -85,15 +84,11 @@ def apply(cls, *args, **kwargs):
 
 
 def _common_backend(cls, args):
-    backend = None
-    for a in args:
-        if isinstance(a, Tensor):
-            if backend is None:
-                backend = a._backend
-            elif a._backend is not backend:
-                raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, "
-                                   f"got {backend.device} and {a._backend.device}")
-    return backend
+    backends = {a._backend for a in args if isinstance(a, Tensor)}  # one per device: compared by identity
+    if len(backends) > 1:
+        raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, got "
+                           + " and ".join(sorted(b.device for b in backends)))
+    return backends.pop() if backends else None
 
 
 class BackwardNode(Function):
@@ -177,28 +172,19 @@ class BackwardNode(Function):
                 version = item._version  # an input, or a tensor forward made: kept as it is
             saved.append(item)
             versions.append(version)
-        self._saved = saved
-        self._versions = versions
-        self._to_save = ()
-        if _graph._hooks_stack:
-            _graph.pack_saved(self, args)
+        self._store_saved(saved, versions, args)
 
-    def _saved_output(self, index, version):
+    def _kept_output(self, index):
         if index is None:
-            return super()._saved_output(index, version)
+            return super()._kept_output(index)
         array, ref, counter = self._saved_outputs[index]
-        if counter.value != version:
-            raise _modified_in_place(f"output {index} of {type(self).__name__}, saved for its backward,",
-                                     counter.value, version)
-        output = ref()
-        if output is None:  # rebuild it, with a fresh OutputOf node when it was differentiable
-            _, _, backend, differentiable = self._output_meta[index]
-            output = Tensor._make(array, backend)
-            output._version_counter = counter
-            if differentiable:
-                output.grad_fn = output_node(self, index, len(self._output_meta), output)
-                output._requires_grad = True
-        return output
+        return array, ref, counter, self._output_meta[index][2]
+
+    def _reconnect_output(self, tensor, index):
+        if index is None:
+            super()._reconnect_output(tensor, index)
+        elif self._output_meta[index][3]:  # differentiable: a fresh OutputOf node leads to this node
+            tensor.grad_fn, tensor._requires_grad = output_node(self, index, len(self._output_meta), tensor), True
 
     def _release(self):
         super()._release()
