@@ -310,3 +310,11 @@ def test_torch_style_example_runs_and_gradchecks(capsys):
     x = minigrad.tensor(np.linspace(-3, 3, 7), requires_grad=True)
     y = example["Softplus"].apply(x, 1.5)
     np.testing.assert_allclose(y.detach().numpy(), np.log1p(np.exp(1.5 * np.linspace(-3, 3, 7))) / 1.5, rtol=1e-6)
+
+
+def test_a_gradient_takes_its_inputs_dtype_as_torch():
+    for lib, base in ((minigrad, Function), (torch, torch.autograd.Function)):
+        op = backward_returning(lambda g: g.to(lib.float32), None, base=base)
+        x = lib.ones(3, dtype=lib.float64, requires_grad=True)
+        op.apply(x, 2.0).sum().backward()
+        assert x.grad.dtype == lib.float64, lib.__name__

@@ -50,10 +50,6 @@ def make_torch_style(cls):
     cls.apply = classmethod(apply)
 
 
-def is_torch_style(cls):
-    return isinstance(inspect.getattr_static(cls, "forward", None), staticmethod)
-
-
 def apply(cls, *args, **kwargs):
     """Run `cls.forward` on the arguments (Tensors as they are) under no_grad; when an argument
     requires grad and grad mode is on, make the outputs the outputs of a new node."""
@@ -128,7 +124,7 @@ class BackwardNode(Function):
         self._several_outputs = isinstance(outputs, tuple)
         returned = outputs if self._several_outputs else (outputs,)
         self.edges = tuple((a.grad_fn or a) if needs else None for a, needs in zip(args, self.needs_input_grad))
-        self._input_shapes = tuple(a.shape if isinstance(a, Tensor) else None for a in args)
+        self._inputs_meta = tuple((a.shape, a.dtype) if isinstance(a, Tensor) else None for a in args)
         non_differentiable = {id(t) for t in self._non_differentiable}
         results, meta = [], []
         for index, out in enumerate(returned):
@@ -206,16 +202,19 @@ class BackwardNode(Function):
             raise RuntimeError(f"function {name} returned an incorrect number of gradients "
                                f"(expected {expected}, got {len(grads)})")
         checked = []
-        for index, (g, shape) in enumerate(zip(grads, self._input_shapes)):
+        for index, (g, meta) in enumerate(zip(grads, self._inputs_meta)):
             if g is not None:
-                if shape is None:
+                if meta is None:
                     raise RuntimeError(f"function {name} returned a gradient different than None at position "
                                        f"{index + 1}, but the corresponding forward input was not a Tensor")
                 if not isinstance(g, Tensor):
                     raise TypeError(f"function {name} returned a {type(g).__name__} as gradient {index}; "
                                     "expected a Tensor or None")
+                shape, dtype = meta
                 if g.shape != shape:
                     g = _summed_to(g, shape, name, index)
+                if g.dtype != dtype:  # as torch: the gradient takes its input's dtype
+                    g = g.to(dtype)
             checked.append(g)
         return tuple(checked)
 
