@@ -8,8 +8,8 @@
 from .tensor import (Device, Tensor, bool_, float16, float32, float64, get_default_dtype, int32, int64,
                      set_default_dtype)  # first: the ops below build on Tensor
 from . import cuda  # noqa: F401
-from .autograd import (Function, enable_grad, grad, is_grad_enabled, is_reference_mode, no_grad, set_grad_enabled,
-                       set_reference_mode)
+from .autograd import (Function, enable_grad, grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
+                       is_reference_mode, no_grad, set_grad_enabled, set_reference_mode)
 from .backend import (get_default_device, get_num_threads, get_rng_state, manual_seed, set_default_device,
                       set_num_threads, set_rng_state, tune_cpu)
 from .creation import (arange, empty_param, eye, from_numpy, full, full_like, linspace, multinomial, ones, ones_like,

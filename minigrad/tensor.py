@@ -68,6 +68,39 @@ class _VersionCounter:
         self.value = 0
 
 
+class _InferenceCounter:
+    """The counter of every inference tensor (made under minigrad.inference_mode()): it counts nothing,
+    so, as in PyTorch, such a tensor cannot be saved for backward nor, outside inference mode, be
+    written in place or made to require grad."""
+
+    __slots__ = ()
+
+    @property
+    def value(self):
+        raise RuntimeError("Inference tensors do not track version counter: a tensor made under "
+                           "minigrad.inference_mode() cannot be saved for backward; clone() it outside inference "
+                           "mode to get a normal tensor")
+
+
+_INFERENCE = _InferenceCounter()
+_new_counter = None  # the counter new tensors start with: _INFERENCE inside inference_mode(), else made on need
+
+
+def _set_inference_mode(enabled):
+    global _new_counter
+    _new_counter = _INFERENCE if enabled else None
+
+
+def _is_inference_mode():
+    return _new_counter is _INFERENCE
+
+
+def _refuse_inplace_on_inference_tensor():
+    if _new_counter is not _INFERENCE:
+        raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not allowed. You can make "
+                           "a clone to get a normal tensor before doing inplace update.")
+
+
 class Tensor:
     __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_backend", "_version_counter", "_retains_grad",
                  "__weakref__")
@@ -91,7 +124,7 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self._backend = target
-        self._version_counter = None
+        self._version_counter = _new_counter
         if original is not None and array is original.data:
             # Wrapping another tensor's very array (as Parameter(t) does) shares its memory, so its counter too.
             self._version_counter = original._shared_version_counter()
@@ -109,7 +142,8 @@ class Tensor:
         tensor.grad_fn = grad_fn
         tensor._requires_grad = grad_fn is not None
         tensor._backend = backend
-        tensor._version_counter = None  # made on first need: most tensors are never viewed nor written
+        tensor._version_counter = _new_counter  # None (made on first need: most tensors are never viewed nor
+        # written), or inside inference_mode() the one counter of all inference tensors
         tensor._retains_grad = False
         return tensor
 
@@ -166,6 +200,10 @@ class Tensor:
         """The array module (NumPy or CuPy) that holds this tensor's data."""
         return self._backend.xp
 
+    def is_inference(self):
+        """True for a tensor made under minigrad.inference_mode() (see minigrad/autograd/grad_mode.py)."""
+        return self._version_counter is _INFERENCE
+
     @property
     def is_leaf(self):
         return self.grad_fn is None
@@ -181,6 +219,8 @@ class Tensor:
     def requires_grad_(self, requires_grad=True):
         if requires_grad and not _is_float(self.data.dtype):
             raise RuntimeError(f"only floating-point tensors can require gradients, got dtype {self.data.dtype}")
+        if requires_grad and self._version_counter is _INFERENCE and _new_counter is not _INFERENCE:
+            raise RuntimeError("Setting requires_grad=True on inference tensor outside InferenceMode is not allowed.")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad can only be switched off on leaf tensors; use detach()")
         self._requires_grad = bool(requires_grad)
@@ -192,6 +232,13 @@ class Tensor:
             self._retains_grad = True
             self.grad_fn.retain_output_grad(self)
         return self
+
+    def register_hook(self, hook):
+        """Call hook(grad) whenever a gradient for this tensor is computed; a Tensor it returns is used
+        instead. Returns a handle whose remove() takes the hook away (see minigrad/autograd/hooks.py)."""
+        from .autograd.hooks import register_tensor_hook
+
+        return register_tensor_hook(self, hook)
 
     # -- autograd ----------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
@@ -320,10 +367,16 @@ class Tensor:
 
         if self._requires_grad and is_grad_enabled():
             raise RuntimeError("in-place change of a tensor that requires grad; wrap it in minigrad.no_grad()")
+        if self._version_counter is _INFERENCE:
+            _refuse_inplace_on_inference_tensor()
 
     def _bump_version(self):
         """Record that `.data` was written in place, so backward can refuse stale saved values."""
-        self._shared_version_counter().value += 1
+        counter = self._shared_version_counter()
+        if counter is _INFERENCE:  # counts nothing
+            _refuse_inplace_on_inference_tensor()
+            return
+        counter.value += 1
 
     def _inplace(self, values):
         self._check_inplace()

@@ -4,10 +4,13 @@ Assigning a Parameter, a Module or (via register_buffer) a tensor to an attribut
 registers it, so that parameters(), state_dict(), to(device) and train()/eval()
 can walk the whole tree of a model without being told what is in it.
 """
+import types
+import warnings
 from collections import OrderedDict, namedtuple
 
 import minigrad
 from minigrad import Tensor
+from minigrad.autograd.hooks import BackwardHook, RemovableHandle
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -70,10 +73,16 @@ class _Registry(OrderedDict):
 
 
 _REGISTRIES = ("_parameters", "_modules", "_buffers")
+_NO_HOOKS = types.MappingProxyType({})  # a module's hook tables until it registers one
 
 
 class Module:
     """Base class of every layer and model."""
+
+    # Hook tables, as torch names them (handle id -> hook); a module gets its own on first registration.
+    _forward_pre_hooks = _forward_pre_hooks_with_kwargs = _NO_HOOKS
+    _forward_hooks = _forward_hooks_with_kwargs = _NO_HOOKS
+    _backward_hooks = _NO_HOOKS
 
     def __init__(self):
         for registry in _REGISTRIES:
@@ -312,7 +321,75 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # -- hooks (handles from minigrad/autograd/hooks.py) -------------------------------
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args) runs before forward and may return new args (a non-tuple is wrapped in
+        one); with_kwargs=True: hook(module, args, kwargs) may return (new_args, new_kwargs)."""
+        return self._register_hook("_forward_pre_hooks", hook, prepend,
+                                   "_forward_pre_hooks_with_kwargs" if with_kwargs else None)
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args, output) runs after forward and may return a new output;
+        with_kwargs=True: hook(module, args, kwargs, output)."""
+        return self._register_hook("_forward_hooks", hook, prepend,
+                                   "_forward_hooks_with_kwargs" if with_kwargs else None)
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """hook(module, grad_input, grad_output) runs once the gradients of the module's positional
+        inputs are known (None for non-Tensors); it may return replacements for grad_input.
+        grad_output holds the gradients of the outputs (None for an output no gradient reached)."""
+        return self._register_hook("_backward_hooks", hook, prepend)
+
+    def _register_hook(self, table_name, hook, prepend, kwargs_table_name=None):
+        tables = [table_name] + ([kwargs_table_name] if kwargs_table_name else [])
+        for name in tables:
+            if name not in self.__dict__:
+                self.__dict__[name] = OrderedDict()
+        table = self.__dict__[table_name]
+        handle = RemovableHandle(table, extra_dict=[self.__dict__[name] for name in tables[1:]])
+        table[handle.id] = hook
+        if prepend:
+            table.move_to_end(handle.id, last=False)
+        if kwargs_table_name:
+            self.__dict__[kwargs_table_name][handle.id] = True
+        return handle
+
+    def _call_with_hooks(self, args, kwargs):
+        """__call__ with hooks, in the order of torch's Module._call_impl."""
+        for hook_id, hook in list(self._forward_pre_hooks.items()):
+            if hook_id in self._forward_pre_hooks_with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(f"forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
+                                           f"but got {result}.")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        backward_hook = None
+        if self._backward_hooks:
+            backward_hook = BackwardHook(self, list(self._backward_hooks.values()))
+            args = backward_hook.setup_input_hook(args)
+        output = self.forward(*args, **kwargs)
+        for hook_id, hook in list(self._forward_hooks.items()):
+            if hook_id in self._forward_hooks_with_kwargs:
+                result = hook(self, args, kwargs, output)
+            else:
+                result = hook(self, args, output)
+            if result is not None:
+                output = result
+        if backward_hook is not None:
+            if not isinstance(output, (Tensor, tuple)):
+                warnings.warn("For backward hooks to be called, module output should be a Tensor or a tuple of "
+                              f"Tensors but received {type(output)}", stacklevel=2)
+            output = backward_hook.setup_output_hook(output)
+        return output
 
     def extra_repr(self):
         return ""

@@ -137,6 +137,16 @@ def test_attributes_follow_every_write_to_the_registries():
         clone.weight = replacement
         assert clone.weight is replacement and clone._parameters["weight"] is replacement
         assert layer.weight is swapped and layer._parameters["weight"] is swapped
+    # A deep copy runs (its tensors keep the device's one Backend), and its gradients are its own.
+    deep = copy.deepcopy(model)
+    x = minigrad.randn(4, 2)
+    np.testing.assert_array_equal(deep(x).detach().numpy(), model(x).detach().numpy())
+    deep(x).sum().backward()
+    assert all(p.grad is None for p in model.parameters())
+    model(x).sum().backward()
+    for own, copied in zip(model.parameters(), deep.parameters()):
+        assert copied is not own and copied.grad is not own.grad and copied.data is not own.data
+        np.testing.assert_array_equal(copied.grad.numpy(), own.grad.numpy())
 
 
 def test_repr_is_nested_with_parameter_counts():

@@ -141,6 +141,13 @@ class Backend:
     def __repr__(self):
         return f"<{type(self).__name__} {self.device}>"
 
+    def __reduce__(self):
+        """copy.deepcopy and pickle give the registry's Backend for this device, not a second one:
+        ops compare backends by identity, so a copied tensor must keep the one of its device."""
+        from .registry import get_backend  # the registry imports this module
+
+        return get_backend, (self.device,)
+
 
 def _drawn_as(draw, shape, dtype):
     """NumPy's generators draw only float32/float64: other float dtypes (float16) are drawn as float32 and cast."""

@@ -7,7 +7,7 @@ graph node that works on raw arrays, block by block on every core. Its forward a
 `backward_arrays` are the fast path; its `backward` differentiates the reference composition
 (through_reference.py; the dropouts write the reference's two multiplies directly), so
 create_graph and second derivatives are the reference's. The engine picks which backward runs
-(minigrad/autograd.py); minigrad.functional picks the kernel unless reference mode is on
+(minigrad/autograd/engine.py); minigrad.functional picks the kernel unless reference mode is on
 (`minigrad.set_reference_mode(True)` or MINIGRAD_REFERENCE=1).
 tests/test_kernels.py checks every kernel against its reference.
 
