@@ -27,16 +27,20 @@ def _topological_dependencies(roots, needed=None):
     seen = set(roots)
     stack = list(roots)
     while stack:
-        node = stack.pop()
-        if needed is not None and node not in needed:
-            continue
-        for edge in node.edges:
+        for edge in _counted_inputs(stack.pop(), needed):
             if isinstance(edge, Function):
                 dependencies[edge] = dependencies.get(edge, 0) + 1
                 if edge not in seen:
                     seen.add(edge)
                     stack.append(edge)
     return dependencies
+
+
+def _counted_inputs(node, needed):
+    """The edges of `node` whose dependency counts it holds (none when the walk stops at it)."""
+    if needed is not None and node not in needed:
+        return ()
+    return node.edges
 
 
 def _accumulate(total, grad):
@@ -166,10 +170,7 @@ def _skip_subgraph(node, dependencies, pending, ready, needed=None):
     those counted: with `needed`, the walk did not go below nodes outside it)."""
     stack = [node]
     while stack:
-        node = stack.pop()
-        if needed is not None and node not in needed:
-            continue
-        for edge in node.edges:
+        for edge in _counted_inputs(stack.pop(), needed):
             if isinstance(edge, Function):
                 dependencies[edge] -= 1
                 if dependencies[edge] == 0:
