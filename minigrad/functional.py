@@ -14,11 +14,14 @@ computes the same values and is tested against the code below. Layers in `nn` an
 Transformer only call these functions and never choose a path themselves.
 """
 import math
+import warnings
 
 from . import kernels
 from .autograd import Function, is_reference_mode
 from .tensor import Tensor
+from .ops.broadcast import broadcast_shapes
 from .ops.indexing import check_ids_in_range
+from .ops.reduction import normalize_dims
 from .ops import cat, gather, log_softmax, mean, relu, gelu, sigmoid, softmax, sum, tanh, where  # noqa: F401
 
 
@@ -332,6 +335,222 @@ def mse_loss(input, target, reduction="mean"):
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
+# -- more of torch.nn.functional: activations, normalisation, padding, one-hot -----------------
+def silu(input, inplace=False):
+    """x * sigmoid(x) (torch.nn.functional.silu, also called swish). `inplace` is accepted for PyTorch
+    compatibility; the result is always a new tensor."""
+    return input * sigmoid(input)
+
+
+def _log1p(u):
+    """log(1 + u), accurate for tiny u as well (what log(1 + u) loses once 1 + u rounds), from ops that exist.
+
+    Kahan's trick: with w = 1 + u rounded, log1p(u) = log(w) * u / (w - 1). The difference from log(w) only
+    undoes the rounding of w, so it is added as a constant: the derivatives are those of log(w), 1 / w and so on,
+    exact to rounding. Where w rounds to 1, log1p(u) = u to within u**2 / 2."""
+    w = 1 + u
+    rounded = w - 1
+    unchanged = rounded == 0
+    log_w = w.log()
+    rounding = (log_w * (u / where(unchanged, 1.0, rounded) - 1)).detach()
+    return where(unchanged, u, log_w + rounding)
+
+
+def _softplus(z):
+    """log(1 + exp(z)) without overflow: relu(z) + log1p(exp(-|z|)). The -|z| is written as where(z > 0, -z, z)
+    so that at z = 0 the derivative is sigmoid(0) = 1/2 (relu's and abs's subgradients there would give 0)."""
+    return relu(z) + _log1p(where(z > 0, -z, z).exp())
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (torch.nn.functional.softplus)."""
+    scaled = input * beta
+    return where(scaled > threshold, input, _softplus(scaled) / beta)
+
+
+def _vector_norm(x, p, axes):
+    """The p-norm over `axes` (kept as size 1), as torch.linalg.vector_norm; at a zero vector the value is 0
+    and the gradient 0 (not the 0 / 0 of sqrt's or pow's derivative there)."""
+    if p == 0:
+        return (x != 0).sum(axes, keepdim=True).to(x.dtype)
+    if p in (math.inf, -math.inf):
+        return x.abs().amax(axes, keepdim=True) if p > 0 else x.abs().amin(axes, keepdim=True)
+    total = (x * x if p == 2 else x.abs() ** p).sum(axes, keepdim=True)
+    zero = total == 0
+    safe = where(zero, 1.0, total)
+    return where(zero, 0.0, safe.sqrt() if p == 2 else safe ** (1.0 / p))
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """x / max(||x||_p, eps) along `dim` (an int or a tuple of ints), as torch.nn.functional.normalize."""
+    if out is not None:
+        raise NotImplementedError("normalize: out= is not supported; use the returned tensor")
+    axes = normalize_dims(dim, input.ndim, "normalize")
+    return input / _vector_norm(input, p, axes).clip(min=eps)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x**2) + eps) * weight over the last dims (torch.nn.functional.rms_norm); eps=None means
+    the machine epsilon of the input's dtype, torch.finfo(input.dtype).eps, as in torch."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape or len(shape) > input.ndim:
+        raise ValueError(f"rms_norm: input of shape {input.shape} does not end in normalized_shape {shape} "
+                         f"(expected an input of shape (*, {', '.join(map(str, shape))}))")
+    if weight is not None and tuple(weight.shape) != shape:
+        raise ValueError(f"rms_norm: weight of shape {weight.shape} does not match normalized_shape {shape}")
+    if eps is None:
+        eps = float(input.xp.finfo(input.dtype).eps)
+    axes = tuple(range(input.ndim - len(shape), input.ndim))
+    y = input * ((input * input).mean(axes, keepdim=True) + eps).rsqrt()
+    return y * weight if weight is not None else y
+
+
+def pad(input, pad, mode="constant", value=None):
+    """torch.nn.functional.pad in constant mode: `pad` holds (before, after) pairs starting from the LAST dim,
+    (last_before, last_after, second_last_before, ...); a negative amount crops that many elements instead."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported (only 'constant')")
+    amounts = tuple(int(amount) for amount in pad)
+    if len(amounts) % 2:
+        raise ValueError(f"pad: padding {amounts} has odd length {len(amounts)}; it must hold (before, after) pairs")
+    if len(amounts) // 2 > input.ndim:
+        raise ValueError(f"pad: padding {amounts} has {len(amounts) // 2} pairs for an input of shape {input.shape} "
+                         f"({input.ndim} dims): at most one pair per dim")
+    value = 0 if value is None else value
+    result = input
+    for pair in range(len(amounts) // 2):
+        axis = input.ndim - 1 - pair
+        before, after = amounts[2 * pair], amounts[2 * pair + 1]
+        size = result.shape[axis]
+        if size + min(before, 0) + min(after, 0) < 0:
+            raise ValueError(f"pad: padding ({before}, {after}) of dim {axis} crops more than its size {size} "
+                             f"(input of shape {input.shape})")
+        lead = (slice(None),) * axis
+        if before < 0 or after < 0:
+            result = result[lead + (slice(max(-before, 0), size - max(-after, 0)),)]
+        pieces = [result]
+        for at, amount in ((0, before), (2, after)):
+            if amount > 0:
+                filler_shape = result.shape[:axis] + (amount,) + result.shape[axis + 1:]
+                filler = Tensor._make(input.xp.full(filler_shape, value, dtype=input.dtype), input.backend)
+                pieces.insert(at, filler)
+        if len(pieces) > 1:
+            result = cat(pieces, axis)
+    return result
+
+
+def one_hot(tensor, num_classes=-1):
+    """(*) integer class ids -> (*, num_classes) int64 with a 1 at each id (torch.nn.functional.one_hot).
+
+    num_classes=-1 takes the largest id + 1, which reads that id on the host (a device sync on a GPU, as in
+    torch). Ids outside [0, num_classes) raise IndexError on the CPU (on a GPU they are not checked)."""
+    if tensor.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: the class ids must be an integer tensor, got {tensor.dtype}")
+    if num_classes == -1:
+        if tensor.numel() == 0:
+            raise ValueError(f"one_hot: cannot infer num_classes from an empty tensor of shape {tensor.shape}; "
+                             f"pass num_classes")
+        num_classes = int(tensor.data.max()) + 1  # the one host read this function makes, as torch's
+    elif num_classes < 0:
+        raise ValueError(f"one_hot: num_classes must be -1 (infer) or at least 0, got {num_classes}")
+    check_ids_in_range(tensor, num_classes, "one_hot", "class id")
+    classes = Tensor._make(tensor.xp.arange(num_classes), tensor.backend)
+    return (tensor.unsqueeze(-1) == classes).long()
+
+
+# -- more losses -----------------------------------------------------------------------------
+def _legacy_reduction(size_average, reduce, reduction):
+    """torch's deprecated size_average / reduce flags: when either is given it decides the reduction, as in
+    torch (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean')."""
+    if size_average is None and reduce is None:
+        return reduction
+    warnings.warn("size_average and reduce are deprecated, as in torch: use reduction= instead", stacklevel=3)
+    if reduce is not None and not reduce:
+        return "none"
+    return "sum" if size_average is not None and not size_average else "mean"
+
+
+def _check_broadcast(op, shape, **others):
+    """Refuse operands that do not broadcast to `shape`, naming the function and every shape."""
+    for name, other in others.items():
+        if other is None:
+            continue
+        try:
+            fits = broadcast_shapes(tuple(other.shape), tuple(shape)) == tuple(shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{op}: {name} of shape {tuple(other.shape)} does not broadcast to the input's "
+                             f"shape {tuple(shape)}")
+
+
+def _xlogx(x):
+    """x * log(x), with 0 where x == 0 (torch.xlogy(x, x)); NaN for negative x."""
+    zero = x == 0
+    return where(zero, 0.0, x * where(zero, 1.0, x).log())
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Pointwise KL divergence target * (log(target) - input), `input` holding log-probabilities, as
+    torch.nn.functional.kl_div; `target` holds probabilities, or log-probabilities with log_target=True.
+
+    "batchmean" divides the sum by the batch size input.shape[0] (the KL divergence of each sample,
+    averaged); "mean" divides by the number of elements, as in torch. A target of 0 adds 0."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in ("mean", "batchmean", "sum", "none"):
+        raise ValueError(f"kl_div: reduction must be 'mean', 'batchmean', 'sum' or 'none', got {reduction!r}")
+    try:
+        broadcast_shapes(tuple(input.shape), tuple(target.shape))
+    except ValueError:
+        raise ValueError(f"kl_div: input of shape {input.shape} and target of shape {target.shape} do not "
+                         f"broadcast together") from None
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        loss = _xlogx(target) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0] if input.ndim else loss.sum()
+    return _reduce(loss, reduction, "kl_div")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None):
+    """-[pos_weight * t * log sigmoid(x) + (1 - t) * log(1 - sigmoid(x))] * weight from raw logits x, as
+    torch.nn.functional.binary_cross_entropy_with_logits, written (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x)
+    so that no logit overflows. `weight` broadcasts to the input, `pos_weight` (one per class) along its last dim."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"binary_cross_entropy_with_logits: target of shape {target.shape} must have the input's "
+                         f"shape {input.shape}")
+    _check_broadcast("binary_cross_entropy_with_logits", input.shape, weight=weight, pos_weight=pos_weight)
+    log_sigmoid_term = _softplus(-input)  # -log sigmoid(x)
+    if pos_weight is not None:
+        log_sigmoid_term = ((pos_weight - 1) * target + 1) * log_sigmoid_term
+    loss = (1 - target) * input + log_sigmoid_term
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean absolute error |input - target| (torch.nn.functional.l1_loss). With `weight` (the input's shape),
+    each error is weighted and "mean" divides by the sum of the weights, as in torch."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if input.shape != target.shape:
+        raise ValueError(f"l1_loss: input of shape {input.shape} and target of shape {target.shape} differ")
+    loss = (input - target).abs()
+    if weight is None:
+        return _reduce(loss, reduction, "l1_loss")
+    if tuple(weight.shape) != tuple(input.shape):
+        raise ValueError(f"l1_loss: weight of shape {weight.shape} must have the input's shape {input.shape}")
+    loss = loss * weight
+    if reduction == "mean":
+        return loss.sum() / weight.sum()
+    return _reduce(loss, reduction, "l1_loss")
+
+
 __all__ = ["linear", "layer_norm", "dropout", "relu_dropout", "dropout_add_layer_norm", "embedding",
            "cross_entropy", "nll_loss", "mse_loss", "softmax", "log_softmax", "masked_softmax",
-           "multi_head_attention", "scaled_dot_product_attention", "relu", "gelu", "sigmoid", "tanh"]
+           "multi_head_attention", "scaled_dot_product_attention", "relu", "gelu", "sigmoid", "tanh",
+           "silu", "softplus", "normalize", "rms_norm", "pad", "one_hot", "kl_div", "binary_cross_entropy_with_logits",
+           "l1_loss"]
