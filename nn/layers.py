@@ -1,5 +1,6 @@
 """The layers a Transformer is made of, with PyTorch's names, layouts and default init."""
 import math
+import warnings
 
 import minigrad
 import minigrad.functional as F
@@ -129,6 +130,62 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
+class SiLU(Module):
+    """x * sigmoid(x). `inplace` is accepted for PyTorch compatibility; the result is always a new tensor."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.silu(x)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Softmax(Module):
+    """softmax over `dim`. As in torch, dim=None picks a dim by the input's rank (0 for 0-, 1- and 3-D inputs,
+    else 1) with a warning: pass dim."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        dim = self.dim
+        if dim is None:
+            warnings.warn("Softmax: the implicit choice of dim is deprecated, as in torch: pass dim=...",
+                          stacklevel=2)
+            dim = 0 if x.ndim in (0, 1, 3) else 1
+        return F.softmax(x, dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
 class Identity(Module):
+    """Returns its input; any constructor arguments are accepted and ignored, as in torch."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
     def forward(self, x):
         return x
+
+
+class RMSNorm(Module):
+    """x / sqrt(mean(x**2) + eps) * weight over the last dims (torch.nn.RMSNorm); eps=None means
+    the machine epsilon of the input's dtype."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.weight = Parameter(minigrad.ones(shape, dtype=dtype, device=device)) if elementwise_affine else None
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
