@@ -549,8 +549,181 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     return _reduce(loss, reduction, "l1_loss")
 
 
+# -- torch.nn.MultiheadAttention's function ----------------------------------------------------
+_MHA = "multi_head_attention_forward"
+
+
+def _check_mha_shapes(query, key, value, key_padding_mask, attn_mask, num_heads):
+    """torch's shape rules for multi_head_attention_forward; True for batched (3-D) inputs, False for 2-D."""
+    if query.ndim not in (2, 3):
+        raise ValueError(f"{_MHA}: query of shape {query.shape} must be 2-D (L, E) or 3-D (L, N, E)")
+    batched = query.ndim == 3
+    if key.ndim != query.ndim or value.ndim != query.ndim:
+        raise ValueError(f"{_MHA}: query of shape {query.shape} needs key and value of {query.ndim} dims too, got "
+                         f"key {key.shape} and value {value.shape}")
+    if key_padding_mask is not None and key_padding_mask.ndim != query.ndim - 1:
+        raise ValueError(f"{_MHA}: key_padding_mask of shape {key_padding_mask.shape} must be "
+                         f"{'(N, S)' if batched else '(S,)'} for a query of shape {query.shape}")
+    if attn_mask is not None:
+        length, source_length = query.shape[0], key.shape[0]
+        batch = query.shape[1] if batched else 1
+        allowed = [(length, source_length), (batch * num_heads, length, source_length)]
+        if tuple(attn_mask.shape) not in allowed:
+            raise ValueError(f"{_MHA}: attn_mask of shape {attn_mask.shape} must be (L, S) = {allowed[0]} or "
+                             f"(N * num_heads, L, S) = {allowed[1]} for query {query.shape} and key {key.shape}")
+    return batched
+
+
+def _mask_parts(mask, name):
+    """A torch-style mask -> (blocked, bias): a bool mask is True where attention is NOT allowed, a float one
+    is added to the scores."""
+    if mask is None:
+        return None, None
+    if mask.dtype.kind == "b":
+        return mask, None
+    if mask.dtype.kind == "f":
+        return None, mask
+    raise TypeError(f"{_MHA}: {name} must be a bool or floating-point tensor, got {mask.dtype}")
+
+
+def _rows(tensor, start, stop):
+    return None if tensor is None else tensor[start:stop]
+
+
+def _project_heads(x, weight, bias, num_heads, what):
+    """(N, S, E_in) -> (N, H, S, E / H) through `weight` (E, E_in)."""
+    if weight.ndim != 2 or weight.shape[-1] != x.shape[-1]:
+        raise ValueError(f"{_MHA}: {what} projection weight of shape {weight.shape} does not fit an input of shape "
+                         f"{x.shape} (expected (embed_dim, {x.shape[-1]}))")
+    return split_heads(linear(x, weight, bias), 1, num_heads)[0]
+
+
+def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads, in_proj_weight, in_proj_bias,
+                                 bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight, out_proj_bias,
+                                 training=True, key_padding_mask=None, need_weights=True, attn_mask=None,
+                                 use_separate_proj_weight=False, q_proj_weight=None, k_proj_weight=None,
+                                 v_proj_weight=None, static_k=None, static_v=None, average_attn_weights=True,
+                                 is_causal=False):
+    """torch.nn.functional.multi_head_attention_forward, what torch.nn.MultiheadAttention computes.
+
+    query (L, N, E), key (S, N, E_k), value (S, N, E_v), sequence first (or unbatched (L, E), (S, E_k),
+    (S, E_v)). The masks mean what they mean in torch's MultiheadAttention: a bool `key_padding_mask` (N, S)
+    is True at padding keys to IGNORE and a bool `attn_mask` (L, S) or (N * num_heads, L, S) is True where
+    attention is NOT allowed (the opposite of scaled_dot_product_attention's bool mask); float masks are
+    added to the scores. `is_causal` is only a hint that attn_mask is the causal mask, which must be given;
+    without a key_padding_mask and with need_weights=False the causal mask itself is used instead, as in torch.
+
+    Returns (attn_output (L, N, E), attn_weights or None): the weights (after dropout, as torch returns
+    them) are (N, L, S) averaged over the heads, or (N, num_heads, L, S) with average_attn_weights=False.
+    A query whose every key is masked out gets zero weights and output (torch's NaN, from an all -inf row).
+    """
+    self_attention, shared_key_value = query is key and key is value, key is value
+    batched = _check_mha_shapes(query, key, value, key_padding_mask, attn_mask, num_heads)
+    if not batched:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        key_padding_mask = None if key_padding_mask is None else key_padding_mask.unsqueeze(0)
+    length, batch, embed_dim = query.shape
+    head_dim = embed_dim // num_heads
+    if embed_dim != embed_dim_to_check or head_dim * num_heads != embed_dim:
+        raise ValueError(f"{_MHA}: query of shape {query.shape} has embedding dim {embed_dim}; expected "
+                         f"embed_dim_to_check={embed_dim_to_check}, divisible by num_heads={num_heads}")
+    if key.shape[:2] != value.shape[:2] or (not use_separate_proj_weight and key.shape != value.shape):
+        raise ValueError(f"{_MHA}: key of shape {key.shape} and value of shape {value.shape} do not match (same "
+                         f"length and batch{'' if use_separate_proj_weight else ', and same width'})")
+    if is_causal and attn_mask is None:
+        raise ValueError(f"{_MHA}: is_causal is a hint that attn_mask is the causal mask; pass that attn_mask too")
+    if is_causal and key_padding_mask is None and not need_weights:
+        attn_mask = None  # sdpa's own causal mask, as torch
+    else:
+        is_causal = False
+    blocked, bias = _mask_parts(attn_mask, "attn_mask")
+    if attn_mask is not None and attn_mask.ndim == 3:  # (N * H, L, S): one mask per sequence and head
+        blocked, bias = (None if m is None else m.reshape(batch, num_heads, length, -1) for m in (blocked, bias))
+
+    # projections, heads split: (N, H, L or S, E / H)
+    q_in = query.transpose(0, 1)
+    k_in = q_in if self_attention else key.transpose(0, 1)
+    v_in = k_in if shared_key_value else value.transpose(0, 1)
+    separate = (q_proj_weight, k_proj_weight, v_proj_weight) if use_separate_proj_weight else None
+    if separate is not None and any(weight is None for weight in separate):
+        raise ValueError(f"{_MHA}: use_separate_proj_weight=True needs q_proj_weight, k_proj_weight and v_proj_weight")
+    if separate is None and (in_proj_weight is None or tuple(in_proj_weight.shape) != (3 * embed_dim, embed_dim)):
+        raise ValueError(f"{_MHA}: in_proj_weight must have shape {(3 * embed_dim, embed_dim)}, got "
+                         f"{None if in_proj_weight is None else in_proj_weight.shape}")
+    if separate is None and self_attention:  # one GEMM for q, k and v
+        q, k, v = split_heads(linear(q_in, in_proj_weight, in_proj_bias), 3, num_heads)
+    elif separate is None and shared_key_value:  # one for q, one for k and v
+        q = _project_heads(q_in, in_proj_weight[:embed_dim], _rows(in_proj_bias, 0, embed_dim), num_heads, "q")
+        k, v = split_heads(linear(k_in, in_proj_weight[embed_dim:], _rows(in_proj_bias, embed_dim, None)), 2,
+                           num_heads)
+    else:  # one each
+        separate = in_proj_weight.chunk(3) if separate is None else separate
+        biases = [_rows(in_proj_bias, i * embed_dim, (i + 1) * embed_dim) for i in range(3)]
+        q, k, v = (_project_heads(x, weight, b, num_heads, what) for x, weight, b, what in
+                   zip((q_in, k_in, v_in), separate, biases, "qkv"))
+    for name, static in (("static_k", static_k), ("static_v", static_v)):
+        if static is not None and (static.ndim != 3 or static.shape[0] != batch * num_heads
+                                   or static.shape[2] != head_dim):
+            raise ValueError(f"{_MHA}: {name} of shape {static.shape} must be (N * num_heads, S, head_dim) = "
+                             f"({batch * num_heads}, S, {head_dim})")
+    k = k if static_k is None else static_k.reshape(batch, num_heads, -1, head_dim)
+    v = v if static_v is None else static_v.reshape(batch, num_heads, -1, head_dim)
+    if k.shape[2] != v.shape[2]:
+        raise ValueError(f"{_MHA}: {k.shape[2]} keys but {v.shape[2]} values (from static_k or static_v)")
+    if key_padding_mask is not None and tuple(key_padding_mask.shape) != (batch, k.shape[2]):
+        raise ValueError(f"{_MHA}: key_padding_mask of shape {key_padding_mask.shape} does not fit {batch} "
+                         f"sequences of {k.shape[2]} keys (expected {(batch, k.shape[2])})")
+
+    # extra keys and values every query may attend to: learned biases, then zeros
+    appended = 0
+    if (bias_k is None) != (bias_v is None):
+        raise ValueError(f"{_MHA}: pass both bias_k and bias_v or neither")
+    if bias_k is not None:
+        if static_k is not None or static_v is not None:
+            raise ValueError(f"{_MHA}: bias_k and bias_v cannot be added to static_k and static_v")
+        k, v = (cat([part, extra.reshape(1, num_heads, 1, head_dim).expand(batch, num_heads, 1, head_dim)], 2)
+                for part, extra in ((k, bias_k), (v, bias_v)))
+        appended += 1
+    if add_zero_attn:
+        k, v = (cat([part, Tensor._make(part.xp.zeros(part.shape[:2] + (1, head_dim), dtype=part.dtype),
+                                        part.backend)], 2) for part in (k, v))
+        appended += 1
+    padding_blocked, padding_bias = _mask_parts(key_padding_mask, "key_padding_mask")
+    masks = [blocked, bias, padding_blocked, padding_bias]
+    if appended:  # the extra keys are never masked
+        masks = [None if m is None else pad(m, (0, appended)) for m in masks]
+    blocked, bias, padding_blocked, padding_bias = masks
+    if key_padding_mask is not None:  # (N, S) -> (N, 1, 1, S), merged with attn_mask
+        if padding_blocked is not None:
+            padding_blocked = padding_blocked.reshape(batch, 1, 1, -1)
+            blocked = padding_blocked if blocked is None else blocked | padding_blocked
+        else:
+            padding_bias = padding_bias.reshape(batch, 1, 1, -1)
+            bias = padding_bias if bias is None else bias + padding_bias
+
+    p = dropout_p if training else 0.0
+    _check_probability(p, _MHA)
+    weights = None
+    if need_weights:  # computed here, since scaled_dot_product_attention does not return the weights
+        scores = (q @ k.mT) * (1.0 / math.sqrt(head_dim))
+        weights = dropout(masked_softmax(scores if bias is None else scores + bias, blocked), p, training=p > 0)
+        context = weights @ v
+    else:
+        if bias is not None:
+            mask = bias if blocked is None else bias.masked_fill(blocked, -math.inf)
+        else:
+            mask = None if blocked is None else ~blocked  # sdpa's bool mask is True where allowed
+        context = scaled_dot_product_attention(q, k, v, mask, p, is_causal)
+    output = linear(merge_heads(context), out_proj_weight, out_proj_bias).transpose(0, 1)
+    if weights is not None and average_attn_weights:
+        weights = weights.mean(1)
+    if not batched:
+        output, weights = output.squeeze(1), None if weights is None else weights.squeeze(0)
+    return output, weights
+
+
 __all__ = ["linear", "layer_norm", "dropout", "relu_dropout", "dropout_add_layer_norm", "embedding",
            "cross_entropy", "nll_loss", "mse_loss", "softmax", "log_softmax", "masked_softmax",
            "multi_head_attention", "scaled_dot_product_attention", "relu", "gelu", "sigmoid", "tanh",
            "silu", "softplus", "normalize", "rms_norm", "pad", "one_hot", "kl_div", "binary_cross_entropy_with_logits",
-           "l1_loss"]
+           "l1_loss", "multi_head_attention_forward"]

@@ -2,7 +2,7 @@
 from . import init  # noqa: F401
 from . import utils  # noqa: F401
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from .layers import (GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU, RMSNorm,
+from .layers import (GELU, Dropout, Embedding, Identity, LayerNorm, Linear, MultiheadAttention, ReLU, RMSNorm,
                      Sigmoid, SiLU, Softmax, Tanh)
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, Parameter
