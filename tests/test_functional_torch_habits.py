@@ -5,12 +5,14 @@ Each case below is ONE call written against a module `f`, run once with f = mini
 f = torch.nn.functional on the same float64 inputs: the same line of code must work in both. Every case is
 also gradchecked and gradgradchecked in float64.
 """
+import contextlib
 import math
 import warnings
 
 import numpy as np
 import pytest
 
+import fake_gpu
 import minigrad
 import minigrad.functional as F
 
@@ -121,6 +123,40 @@ def test_exact_first_and_second_derivatives(name, call, arrays):
     inputs = _ours(arrays)
     assert minigrad.gradcheck(lambda *xs: call(F, *xs), inputs)
     assert minigrad.gradgradcheck(lambda *xs: call(F, *xs), inputs)
+
+
+ACCELERATORS = [d for d in fake_gpu.device_params() if d != "cpu"]
+
+
+def no_host_traffic(device):
+    return fake_gpu.no_host_traffic() if device.startswith("fakegpu") else contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("device", ACCELERATORS)
+@pytest.mark.parametrize("name,call,arrays", CASES, ids=IDS)
+def test_runs_on_a_gpu_without_host_traffic(name, call, arrays, device):
+    """The fake GPU (tests/fake_gpu.py) follows CuPy's rules and raises on any download or sync."""
+    on_cpu = _ours(arrays)
+    on_device = [minigrad.tensor(a, dtype=minigrad.float64, device=device, requires_grad=True) for a in arrays]
+    with no_host_traffic(device):
+        out = call(F, *on_device)
+        out.sum().backward()
+    expected = call(F, *on_cpu)
+    expected.sum().backward()
+    assert out.device == on_device[0].device
+    np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+    for a, b in zip(on_device, on_cpu):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_one_hot_on_a_gpu_waits_only_to_infer_num_classes():
+    ids = minigrad.tensor([[1, 2], [0, 2]], device="fakegpu")
+    with fake_gpu.no_host_traffic():
+        given = F.one_hot(ids, 3)
+    fake_gpu.stats.clear()
+    inferred = F.one_hot(ids)
+    assert fake_gpu.stats["syncs"] + fake_gpu.stats["downloads"] == 1  # the largest id, read as torch reads it
+    np.testing.assert_array_equal(given.numpy(), inferred.numpy())
 
 
 # -- softplus and binary_cross_entropy_with_logits at the extremes ------------------------------------------

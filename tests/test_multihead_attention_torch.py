@@ -3,12 +3,14 @@ state_dict loads unchanged), forward's signature and torch's mask meanings -- a 
 keys to IGNORE, a bool attn_mask is True where attention is NOT allowed (the opposite of
 scaled_dot_product_attention's), float masks are added to the scores -- with the same outputs, weights and
 gradients. F.multi_head_attention_forward, the function behind it, is gradchecked and gradgradchecked."""
+import contextlib
 import math
 import warnings
 
 import numpy as np
 import pytest
 
+import fake_gpu
 import minigrad
 import minigrad.functional as F
 import nn
@@ -183,6 +185,35 @@ def test_both_paths_match_torch(both_paths):
         out.sum().backward()
         expected.sum().backward()
         np.testing.assert_allclose(leaves["q"].grad.numpy(), their_leaves["q"].grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", [d for d in fake_gpu.device_params() if d != "cpu"])
+@pytest.mark.parametrize("config,options", [({}, {}), ({"add_bias_kv": True, "add_zero_attn": True, "kdim": KDIM},
+                                                       {"need_weights": False}),
+                                            ({"vdim": VDIM}, {"average_attn_weights": False})])
+def test_runs_on_a_gpu_without_host_traffic(device, config, options):
+    ours, _ = _pair(batch_first=True, **config)
+    arrays = _inputs("cross", True, False, config)
+    masks = {"key_padding_mask": "padding", "attn_mask": "additive_per_head"}
+    expected, expected_weights, cpu_leaves = _call(ours, minigrad, arrays, masks, dict(options, batch_first_input=True))
+    expected.sum().backward()
+    cpu_grads = {name: p.grad.numpy() for name, p in ours.named_parameters()}
+    ours.zero_grad()
+    ours.to(device)
+    leaves = {name: minigrad.tensor(a, device=device, requires_grad=True) for name, a in zip("qkv", arrays)}
+    mask_args = {name: minigrad.tensor(MASKS[L][key], device=device) for name, key in masks.items()}
+    with fake_gpu.no_host_traffic() if device.startswith("fakegpu") else contextlib.nullcontext():
+        out, weights = ours(leaves["q"], leaves["k"], leaves["v"], **mask_args, **options)
+        out.sum().backward()
+    assert out.device == leaves["q"].device
+    np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    if expected_weights is not None:
+        np.testing.assert_allclose(weights.detach().numpy(), expected_weights.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)
+    for name in leaves:
+        np.testing.assert_allclose(leaves[name].grad.numpy(), cpu_leaves[name].grad.numpy(), rtol=1e-10, atol=1e-12)
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), cpu_grads[name], rtol=1e-10, atol=1e-12, err_msg=name)
 
 
 # -- the module: names, init, state_dict both ways ----------------------------------------------------------
