@@ -6,6 +6,9 @@ each one composes the primitive ops of minigrad.ops, whose backwards are Tensor 
     dropout         x * keep * scale, with a bool mask from the device's generator
     cross_entropy   log_softmax + gather (+ label smoothing), mean over the kept targets
     multi_head_attention   split heads, q k^T, masked softmax, dropout, @ v, merge heads
+    softplus, binary_cross_entropy_with_logits   relu(z) + log1p(exp(-|z|)), log1p by Kahan's trick
+    multi_head_attention_forward   torch's MultiheadAttention: linear projections, split heads,
+                    scaled_dot_product_attention (or masked softmax when the weights are returned)
 
 This is the code the docs teach. The fast path is chosen here and nowhere else: unless
 reference mode is on (`minigrad.set_reference_mode(True)`, MINIGRAD_REFERENCE=1), the
@@ -393,7 +396,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     """x / sqrt(mean(x**2) + eps) * weight over the last dims (torch.nn.functional.rms_norm); eps=None means
     the machine epsilon of the input's dtype, torch.finfo(input.dtype).eps, as in torch."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if tuple(input.shape[input.ndim - len(shape):]) != shape or len(shape) > input.ndim:
+    if tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise ValueError(f"rms_norm: input of shape {input.shape} does not end in normalized_shape {shape} "
                          f"(expected an input of shape (*, {', '.join(map(str, shape))}))")
     if weight is not None and tuple(weight.shape) != shape:
