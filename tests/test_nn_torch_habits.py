@@ -12,24 +12,7 @@ import minigrad
 import nn
 
 torch = pytest.importorskip("torch")
-
-
-def _compare(ours, theirs, inputs, rng, grad_inputs=(0,)):
-    """Same float64 inputs and upstream gradient into both; outputs, input and parameter gradients must agree."""
-    our_inputs = [minigrad.tensor(x, requires_grad=i in grad_inputs) for i, x in enumerate(inputs)]
-    their_inputs = [torch.tensor(x, requires_grad=i in grad_inputs) for i, x in enumerate(inputs)]
-    out, expected = ours(*our_inputs), theirs(*their_inputs)
-    np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-12)
-    upstream = rng.standard_normal(tuple(expected.shape))
-    (out * minigrad.tensor(upstream)).sum().backward()
-    (expected * torch.tensor(upstream)).sum().backward()
-    for i in grad_inputs:
-        np.testing.assert_allclose(our_inputs[i].grad.numpy(), their_inputs[i].grad.numpy(), rtol=1e-10, atol=1e-12)
-    their_params = dict(theirs.named_parameters())
-    assert set(dict(ours.named_parameters())) == set(their_params)
-    for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), their_params[name].grad.numpy(), rtol=1e-10, atol=1e-12,
-                                   err_msg=name)
+from test_nn_torch import _compare  # noqa: E402  (same weights and inputs into both; outputs and gradients agree)
 
 
 def _load_torch_state(ours, theirs):
