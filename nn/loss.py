@@ -50,3 +50,50 @@ class MSELoss(Module):
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
+
+
+class L1Loss(Module):
+    """Mean absolute error |input - target|, reduced by mean, sum or none (torch.nn.L1Loss)."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__()
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
+
+    def forward(self, input, target):
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
+
+
+class KLDivLoss(Module):
+    """KL divergence from log-probabilities `input` to `target` (torch.nn.KLDivLoss); reduction="batchmean"
+    gives the mathematical KL divergence averaged over the batch."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+        super().__init__()
+        self.reduction, self.log_target = F._legacy_reduction(size_average, reduce, reduction), log_target
+
+    def forward(self, input, target):
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}, log_target={self.log_target}"
+
+
+class BCEWithLogitsLoss(Module):
+    """Binary cross-entropy from raw logits (torch.nn.BCEWithLogitsLoss); `weight` and `pos_weight` are
+    buffers, as in torch (saved in the state_dict and moved by to())."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        super().__init__()
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"

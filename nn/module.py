@@ -137,6 +137,12 @@ class Module:
         setattr(self, name, tensor)
 
     def register_parameter(self, name, parameter):
+        """Register a Parameter, or None: a slot that stays registered but empty (an absent bias, say), as in torch."""
+        if parameter is None:
+            for registry in (self._modules, self._buffers):
+                registry.pop(name, None)
+            self._parameters[name] = None
+            return
         setattr(self, name, parameter)
 
     def add_module(self, name, module):
@@ -400,11 +406,15 @@ class Module:
 
     def __repr__(self):
         """PyTorch's nested layout, each module followed by its parameter count."""
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
         lines = []
         for name, child in self._modules.items():
             if child is not None:
                 lines.append(f"({name}): " + repr(child).replace("\n", "\n  "))
-        head = f"{type(self).__name__}({self.extra_repr()}"
+        if len(extra_lines) > 1:  # one entry a line (ParameterList, ParameterDict), before the children, as torch
+            lines, extra = extra_lines + lines, ""
+        head = f"{type(self).__name__}({extra}"
         text = head + ")" if not lines else head + "\n  " + "\n  ".join(lines) + "\n)"
         count = self.num_parameters()
         return text + (f"  # {count:,} parameters" if count else "")
