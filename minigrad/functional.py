@@ -733,8 +733,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     _check_probability(p, _MHA)
     weights = None
     if need_weights:  # computed here, since scaled_dot_product_attention does not return the weights
-        scores = (q @ k.mT) * (1.0 / math.sqrt(head_dim))
-        weights = dropout(masked_softmax(scores if bias is None else scores + bias, blocked), p, training=p > 0)
+        weights = dropout(attention_weights(q, k, blocked, bias=bias), p, training=p > 0)
         context = weights @ v
     else:
         if bias is not None:
