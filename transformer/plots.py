@@ -21,7 +21,8 @@ def available() -> bool:
     return True
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot, drawing to files only (the Agg backend)."""
     import matplotlib
     matplotlib.use("Agg")     # files only: works without a display, e.g. over ssh or in CI
     import matplotlib.pyplot as plt
@@ -34,7 +35,7 @@ def training_curves(records: Sequence[dict], path: str | Path) -> Path:
     The smoothed loss cannot go below the entropy of the smoothed target, so it flattens out well
     above zero; the NLL and accuracy panels show whether the model is still improving.
     """
-    plt = _pyplot()
+    plt = pyplot()
     train = [r for r in records if r.get("kind") == "train"]
     valid = [r for r in records if r.get("kind") == "valid"]
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
@@ -57,14 +58,43 @@ def training_curves(records: Sequence[dict], path: str | Path) -> Path:
     return Path(path)
 
 
+def heatmap(axis, matrix, column_labels=None, row_labels=None, title=None, colorbar=None, cmap="viridis",
+            vmin=None, vmax=None, norm=None, xlabel=None, ylabel=None):
+    """Draw `matrix` (rows x columns, a host array) on `axis`, rows and columns labelled (e.g. by tokens),
+    with a colour bar saying what the colour means when `colorbar` is given; returns the image.
+
+    `norm` (a matplotlib Normalize, e.g. LogNorm) replaces vmin/vmax.
+    """
+    limits = {} if norm is not None else {"vmin": vmin, "vmax": vmax}
+    image = axis.imshow(matrix, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest", **limits)
+    if column_labels is not None:
+        axis.set_xticks(range(len(column_labels)), labels=list(column_labels), rotation=90, fontsize=8)
+    if row_labels is not None:
+        axis.set_yticks(range(len(row_labels)), labels=list(row_labels), fontsize=8)
+    axis.set_title(title or "", fontsize=9)
+    axis.set(xlabel=xlabel or "", ylabel=ylabel or "")
+    if colorbar is not None:
+        axis.figure.colorbar(image, ax=axis, label=colorbar, shrink=0.9)
+    return image
+
+
+def save(figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write the figure to `path` and close it."""
+    figure.savefig(path, dpi=dpi)
+    pyplot().close(figure)
+    return Path(path)
+
+
 def cross_attention(weights, source_tokens: Sequence[str], output_tokens: Sequence[str],
-                    path: str | Path, title: str = "cross-attention") -> Path:
+                    path: str | Path, title: str = "cross-attention", key_label: str = "source token",
+                    query_label: str = "output token", dpi: int = 110) -> Path:
     """One heatmap per head and their average: which source token each output token looked at.
 
     weights: a host array (heads, T, S), e.g. from `tensor.numpy()`: softmax rows over the S source
-    tokens, for output tokens 0..T-1.
+    tokens, for output tokens 0..T-1. The labels name the axes (decoder self-attention draws with
+    its own tokens on both).
     """
-    plt = _pyplot()
+    plt = pyplot()
     weights = weights.astype("float64")
     n_heads = weights.shape[0]
     panels = [(f"head {h}", weights[h]) for h in range(n_heads)] + [("average of heads", weights.mean(0))]
@@ -73,16 +103,14 @@ def cross_attention(weights, source_tokens: Sequence[str], output_tokens: Sequen
     cell = 0.33
     width = max(3.0, cell * len(source_tokens) + 1.5)
     height = max(2.5, cell * len(output_tokens) + 1.2)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * width, rows * height), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * width + 1.0, rows * height), squeeze=False,
+                                layout="constrained")
     for axis in axes.flat[len(panels):]:
         axis.axis("off")
-    for axis, (name, matrix) in zip(axes.flat, panels):
-        axis.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-        axis.set_xticks(range(len(source_tokens)), labels=list(source_tokens), rotation=90, fontsize=8)
-        axis.set_yticks(range(len(output_tokens)), labels=list(output_tokens), fontsize=8)
-        axis.set_title(name, fontsize=9)
+    for index, (axis, (name, matrix)) in enumerate(zip(axes.flat, panels)):
+        image = heatmap(axis, matrix, source_tokens, output_tokens, name, vmin=0.0, vmax=1.0,
+                        xlabel=key_label if index >= len(panels) - columns else None,
+                        ylabel=query_label if index % columns == 0 else None)
+    figure.colorbar(image, ax=axes, label="attention weight (each row sums to 1)", shrink=0.8)
     figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return Path(path)
+    return save(figure, path, dpi)
