@@ -214,8 +214,22 @@ def test_corrupted_member_is_refused(tmp_path):
 
 
 def test_missing_file_is_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere.ckpt"):
+    with pytest.raises(FileNotFoundError, match="nowhere.ckpt") as info:
         minigrad.load(tmp_path / "nowhere.ckpt")
+    assert isinstance(info.value, CheckpointError)  # like every other failure of minigrad.load
+
+
+def test_only_the_arrays_the_structure_refers_to_are_read(tmp_path, monkeypatch):
+    path = tmp_path / "model.ckpt"
+    minigrad.save({"w": minigrad.randn(3)}, path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("stray.npy", b"not even a .npy array")
+    read = []
+    original = minigrad.archive.ArchiveReader._read
+    monkeypatch.setattr(minigrad.archive.ArchiveReader, "_read", lambda self, name: read.append(name) or
+                        original(self, name))
+    assert minigrad.load(path)["w"].shape == (3,)
+    assert read == ["__document__", "tensor0"]
 
 
 # -- atomic writes ------------------------------------------------------------------------------
