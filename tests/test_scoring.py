@@ -3,7 +3,7 @@ decoding batches, and the scores are those of the decoded text against the refer
 import pytest
 
 import minigrad
-from transformer import Transformer
+from transformer import Transformer, metrics
 from transformer.data import Vocab, detokenize
 from transformer.scoring import format_scores, print_examples, score_pairs, translate_ids
 
@@ -59,9 +59,20 @@ def test_format_scores_with_and_without_chrf():
     scores = {"exact_match": 0.5, "token_accuracy": 0.25, "bleu": 12.345, "sentences": 8}
     plain = format_scores(scores)
     assert plain.startswith("exact match 50.0%  token accuracy 25.0%  BLEU 12.3")
-    assert "chrF needs sacrebleu" in plain and plain.endswith("on 8 sentences")
-    with_chrf = format_scores({**scores, "chrf": 40.06})
-    assert "chrF 40.1" in with_chrf and "sacrebleu" not in with_chrf
+    assert "chrF" not in plain and plain.endswith("on 8 sentences")
+    full = format_scores({**scores, "chrf": 40.06, "bleu_tokenize": "char"})
+    assert "BLEU 12.3 (tokenize char)  chrF 40.1  on 8" in full
+
+
+def test_character_runs_are_scored_with_character_bleu(model):
+    """The bug of issue 15: a character-level run's sentences are one "word" each, and 13a BLEU
+    of them is 0 however good they are; character BLEU counts what the run got right."""
+    _, texts = score_pairs(model, [(s, "x") for s in SOURCES], VOCAB, VOCAB, "char", "cpu", batch_size=3)
+    assert max(len(t) for t in texts) >= 4 and not any(" " in t for t in texts)
+    scores, again = score_pairs(model, list(zip(SOURCES, texts)), VOCAB, VOCAB, "char", "cpu", batch_size=3)
+    assert again == texts and scores["exact_match"] == 1.0
+    assert scores["bleu_tokenize"] == "char" and scores["bleu"] == pytest.approx(100.0)
+    assert metrics.bleu(texts, texts, tokenize="13a") == 0.0
 
 
 def test_print_examples_marks_each_translation(capsys):

@@ -42,7 +42,8 @@ def score_pairs(model, pairs, src_vocab, tgt_vocab, kind, device, beam=None, bat
     hypotheses = [tgt_vocab.decode(ids) for ids in outputs]
     references = [tokenize(t, kind) for _, t in pairs]
     texts = [detokenize(h, kind) for h in hypotheses]
-    scores = metrics.translation_scores(hypotheses, references, texts, [t for _, t in pairs])
+    scores = metrics.translation_scores(hypotheses, references, texts, [t for _, t in pairs],
+                                        tokenize=metrics.bleu_tokenization(kind))
     return scores, texts
 
 
@@ -54,12 +55,13 @@ def print_examples(pairs, hypotheses, count: int, kind: str):
 
 
 def format_scores(scores: dict) -> str:
-    """One line of scores, as train.py prints them."""
+    """One line of scores, as train.py prints them; BLEU names its tokenisation, without which
+    the number cannot be compared with another."""
     text = (f"exact match {100 * scores['exact_match']:.1f}%  token accuracy {100 * scores['token_accuracy']:.1f}%  "
             f"BLEU {scores['bleu']:.1f}")
+    if "bleu_tokenize" in scores:
+        text += f" (tokenize {scores['bleu_tokenize']})"
     if "chrf" in scores:
         text += f"  chrF {scores['chrf']:.1f}"
-    else:
-        text += "  (chrF needs sacrebleu: pip install \"minigrad[metrics]\"; BLEU is the built-in one)"
     return text + f"  on {scores['sentences']} sentences"
 
