@@ -1,4 +1,4 @@
 """transformer: the encoder-decoder of "Attention Is All You Need", built from nn and minigrad."""
 from .masks import causal_mask, padding_mask  # noqa: F401
 from .model import Transformer  # noqa: F401
-from .decoding import beam_search, greedy_decode  # noqa: F401
+from .decoding import Hypothesis, beam_search, greedy_decode  # noqa: F401
