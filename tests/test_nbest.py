@@ -140,3 +140,17 @@ def test_padding_beyond_max_len_is_dropped_and_the_budget_capped():
     # A budget beyond the decoder's positions stops at them instead of failing mid-way.
     assert all(len(row) == 24 for row in greedy_decode(model, SOURCES, 40, BOS, -1))
     assert greedy_decode(model, SOURCES, 40, BOS, EOS) == greedy_decode(model, SOURCES, 24, BOS, EOS)
+
+
+def test_translate_ids_gives_the_n_best_in_input_order():
+    from transformer.data import Vocab
+    from transformer.scoring import translate_ids
+    model, vocab = random_model(), Vocab([])  # translate_ids needs only its bos/eos ids
+    sources = [[4, 5, 6, 7, 8], [9, 10], [11, 4, 4, 5], [6, 7]]
+    for beam, n_best in ((3, 3), (3, 1), (None, 1)):
+        nbest = translate_ids(model, sources, vocab, "cpu", beam=beam, batch_size=2, n_best=n_best)
+        assert [[h.tokens for h in sentence][:1] for sentence in nbest] == [
+            [ids] for ids in translate_ids(model, sources, vocab, "cpu", beam=beam, batch_size=2)]
+        assert all(len(sentence) == n_best for sentence in nbest)
+    with pytest.raises(ValueError, match="n_best=2 needs a beam of at least 2"):
+        translate_ids(model, sources, vocab, "cpu", n_best=2)
