@@ -12,8 +12,21 @@ is never generated (its logit is blocked), so a generated prefix never masks its
 Length penalty (beam search): GNMT's lp(L) = ((5 + L) / 6) ** alpha (Wu et al. 2016),
 where L counts the generated tokens including the EOS; a finished hypothesis is ranked
 by log P / lp(L). alpha = 0 ranks by plain log-probability.
+
+Scores: `greedy_decode(..., return_scores=True)` and `beam_search(..., n_best=N)` return
+Hypothesis(tokens, log_prob, score) tuples instead of bare id lists. log_prob is the sum of
+the log-probabilities of the generated tokens, the EOS included, under the distribution the
+search draws from (the model's softmax with padding blocked); score is log_prob / lp(L).
+A hypothesis cut at the decoding budget has no EOS: its tokens fill the whole budget
+(len(tokens) == max_len, L == max_len) and its log_prob covers those tokens only.
+
+Lengths: a source longer than the model's max_len (the positions it has) is refused with a
+ValueError naming the sentence, its length and max_len, before anything runs: it is never cut.
+Padding columns beyond max_len are dropped (they change nothing). The decoding budget
+max_len is capped at the model's max_len, the most positions its decoder has.
 """
 import math
+from typing import NamedTuple
 
 import minigrad
 import minigrad.functional as F
@@ -24,6 +37,31 @@ from .masks import padding_mask
 def length_penalty(length, alpha):
     """GNMT length penalty ((5 + L) / 6) ** alpha."""
     return ((5.0 + length) / 6.0) ** alpha
+
+
+class Hypothesis(NamedTuple):
+    """One output sentence with its scores (see the module docstring)."""
+
+    tokens: list      # generated ids, without BOS and EOS
+    log_prob: float   # sum of the token log-probabilities, the EOS included when there is one
+    score: float      # log_prob / length_penalty(L, alpha), what beam search ranks by
+
+
+def _fit_lengths(model, src, max_len):
+    """(src, max_len) that fit the model's positions: one clear error for a source that is too long,
+    trailing all-padding columns beyond max_len dropped, the decoding budget capped at max_len."""
+    limit = getattr(model, "max_len", None)
+    if limit is None:
+        return src, max_len
+    if src.shape[1] > limit:
+        lengths = (src != model.pad_id).sum(-1).tolist()
+        if (src[:, limit:] != model.pad_id).any().item():
+            row = max(range(len(lengths)), key=lengths.__getitem__)
+            raise ValueError(f"source sentence {row} of the batch has {lengths[row]} tokens, more than the model's "
+                             f"max_len={limit}: it cannot be translated without cutting it (split it, or use a "
+                             f"model built with a larger max_len)")
+        src = src[:, :limit]
+    return src, min(max_len, limit)
 
 
 class _Stepper:
@@ -78,30 +116,52 @@ def _strip(tokens, eos_id):
     return tokens[:tokens.index(eos_id)] if eos_id in tokens else tokens
 
 
-def greedy_decode(model, src, max_len, bos_id, eos_id, use_cache=True):
+def greedy_decode(model, src, max_len, bos_id, eos_id, use_cache=True, return_scores=False, length_penalty=0.0):
     """src (B, S) ids -> B lists of at most `max_len` generated ids, picking the most likely token each step.
 
-    Stops as soon as every sentence has produced its EOS (one host check per step).
+    Stops as soon as every sentence has produced its EOS (one host check per step). With
+    `return_scores`, B Hypothesis(tokens, log_prob, score) instead, score = log_prob / lp(L, length_penalty)
+    (the penalty changes only the score: greedy ranks nothing).
     """
+    src, max_len = _fit_lengths(model, src, max_len)
     with _inference(model):
         src_mask = padding_mask(src, model.pad_id)
         stepper = _Stepper(model, model.encode(src, src_mask), src, src_mask, use_cache)
         # Column 0 holds BOS, column p + 1 the token generated at step p; written in place.
         tokens = minigrad.full((src.shape[0], max_len + 1), bos_id, dtype=minigrad.int64, device=src.device)
         finished = minigrad.zeros(src.shape[0], dtype=minigrad.bool, device=src.device)
+        log_prob = 0.0  # (B,) once the first step has run: each sentence's tokens up to and including its EOS
         length = 0
         for position in range(max_len):
-            token = stepper.logits(tokens, position).argmax(-1)  # (B,): softmax keeps the order, so no softmax
+            logits = stepper.logits(tokens, position)
+            token = logits.argmax(-1)  # (B,): softmax keeps the order, so no softmax unless scores are wanted
+            if return_scores:
+                chosen = F.log_softmax(logits, -1).gather(-1, token.unsqueeze(-1)).squeeze(-1)
+                log_prob = log_prob + chosen.masked_fill(finished, 0.0)  # nothing counts after a sentence's EOS
             tokens[:, position + 1] = token
             length = position + 1
             finished = finished | (token == eos_id)
             if finished.all().item():
                 break
-    return [_strip(row[1:], eos_id) for row in tokens[:, :length + 1].tolist()]
+    outputs = [_strip(row[1:], eos_id) for row in tokens[:, :length + 1].tolist()]
+    if not return_scores:
+        return outputs
+    log_probs = log_prob.tolist() if length else [0.0] * len(outputs)
+    return [_hypothesis(ids, total, len(ids) + (len(ids) < max_len), length_penalty)
+            for ids, total in zip(outputs, log_probs)]
 
 
-def beam_search(model, src, beam_size=4, max_len=100, bos_id=2, eos_id=3, length_penalty=0.6, use_cache=True):
+def _hypothesis(tokens, log_prob, length, alpha):
+    return Hypothesis(tokens, log_prob, log_prob / length_penalty(length, alpha))
+
+
+def beam_search(model, src, beam_size=4, max_len=100, bos_id=2, eos_id=3, length_penalty=0.6, use_cache=True,
+                n_best=None):
     """src (B, S) ids -> B lists of ids: the best finished hypothesis of a beam search per sentence.
+
+    With `n_best=N` (1 <= N <= beam_size), B lists of the N best Hypothesis(tokens, log_prob, score)
+    instead, best score first (fewer only when the search space has fewer, as with a tiny vocabulary);
+    the first is the hypothesis returned without n_best.
 
     Every step each live beam is extended by every token; of the 2K best candidates of a
     sentence (K = beam_size), an EOS ranked among the first K ends a hypothesis (scored
@@ -109,10 +169,15 @@ def beam_search(model, src, beam_size=4, max_len=100, bos_id=2, eos_id=3, length
     can still beat its best finished hypothesis: log-probabilities only fall as a beam
     grows, but lp grows too, so the bound is score / lp(max_len), not the current rank --
     stopping at the first EOS would favour short outputs. At max_len, live beams are
-    ranked with the finished ones. The default bos/eos ids are those of transformer.data.
+    ranked with the finished ones. With n_best=N the bound is the N-th best finished score, so the
+    search goes on until none of the N can be displaced. The default bos/eos ids are those of transformer.data.
     """
     alpha, K = length_penalty, beam_size
     lp = globals()["length_penalty"]
+    wanted = 1 if n_best is None else n_best
+    if not 1 <= wanted <= K:
+        raise ValueError(f"n_best must be between 1 and beam_size={K}, got {n_best}")
+    src, max_len = _fit_lengths(model, src, max_len)
     batch = src.shape[0]
     with _inference(model):
         src_mask = padding_mask(src, model.pad_id)
@@ -121,7 +186,7 @@ def beam_search(model, src, beam_size=4, max_len=100, bos_id=2, eos_id=3, length
         stepper = _Stepper(model, memory[expand], src[expand], src_mask[expand], use_cache)
         prefixes = [[bos_id] for _ in range(batch * K)]                     # host copy of every beam's tokens
         scores = [0.0 if k == 0 else -math.inf for _ in range(batch) for k in range(K)]  # one live beam to start
-        finished = [[] for _ in range(batch)]                              # (normalised score, tokens)
+        finished = [[] for _ in range(batch)]                              # Hypothesis lists
         done = [False] * batch
         for position in range(max_len):
             prefix = minigrad.tensor(prefixes, dtype=minigrad.int64, device=src.device)        # (B*K, t)
@@ -144,14 +209,17 @@ def beam_search(model, src, beam_size=4, max_len=100, bos_id=2, eos_id=3, length
                         beam, token = divmod(flat, vocab)
                         if token == eos_id:
                             if rank < K:  # an EOS that makes the top K ends a hypothesis
-                                finished[b].append((score / lp(length, alpha), prefixes[b * K + beam][1:]))
+                                finished[b].append(_hypothesis(prefixes[b * K + beam][1:], score, length, alpha))
                             continue
                         survivors.append((score, b * K + beam, token))
                     if not survivors or length == max_len:
-                        finished[b] += [(s / lp(length, alpha), prefixes[row][1:] + [t]) for s, row, t in survivors]
+                        finished[b] += [_hypothesis(prefixes[row][1:] + [t], s, length, alpha)
+                                        for s, row, t in survivors]
                         done[b] = True
-                    elif finished[b] and max(f[0] for f in finished[b]) >= survivors[0][0] / lp(max_len, alpha):
-                        done[b] = True  # no live beam can catch up, even at the most favourable length
+                    elif (len(finished[b]) >= wanted
+                          and sorted((h.score for h in finished[b]), reverse=True)[wanted - 1]
+                          >= survivors[0][0] / lp(max_len, alpha)):
+                        done[b] = True  # no live beam can catch up with the N-th best, even at the best length
                 if done[b]:
                     survivors = []
                 survivors += [(-math.inf, b * K, model.pad_id)] * (K - len(survivors))   # idle rows keep shapes
@@ -164,4 +232,8 @@ def beam_search(model, src, beam_size=4, max_len=100, bos_id=2, eos_id=3, length
             stepper.reorder(minigrad.tensor(rows, device=src.device))
             prefixes = [prefixes[row] + [token] for row, token in zip(rows, tokens)]
             scores = new_scores
-    return [max(hypotheses, key=lambda h: h[0])[1] if hypotheses else [] for hypotheses in finished]
+    # sorted() is stable: among equal scores the earliest finished comes first, as max() would pick it
+    ranked = [sorted(hypotheses, key=lambda h: h.score, reverse=True) for hypotheses in finished]
+    if n_best is None:
+        return [hypotheses[0].tokens if hypotheses else [] for hypotheses in ranked]
+    return [hypotheses[:n_best] for hypotheses in ranked]

@@ -15,8 +15,12 @@ from .decoding import beam_search, greedy_decode
 
 
 def translate_ids(model, sources: list, tgt_vocab: Vocab, device, beam: int | None = None,
-                  batch_size: int = 250) -> list:
-    """Output id lists (no <bos>/<eos>) for source id lists, decoded in batches of similar length."""
+                  batch_size: int = 250, n_best: int | None = None, length_penalty: float = 0.6) -> list:
+    """Output id lists (no <bos>/<eos>) for source id lists, decoded in batches of similar length.
+
+    With `n_best=N`, each output is instead a list of the N best decoding.Hypothesis (tokens, log_prob,
+    score), best first: beam search's N best, or greedy's one hypothesis (N = 1) without a beam.
+    `length_penalty` is beam search's alpha (the score's, for greedy)."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     outputs = [None] * len(sources)
     model.eval()
@@ -27,11 +31,17 @@ def translate_ids(model, sources: list, tgt_vocab: Vocab, device, beam: int | No
             max_len = min(model.max_len - 1, 2 * src.shape[1] + 10)
             if beam and beam > 1:
                 decoded = beam_search(model, src, beam_size=beam, max_len=max_len, bos_id=tgt_vocab.bos_id,
-                                      eos_id=tgt_vocab.eos_id)
+                                      eos_id=tgt_vocab.eos_id, length_penalty=length_penalty, n_best=n_best)
+            elif n_best is not None:
+                if n_best != 1:
+                    raise ValueError(f"n_best={n_best} needs a beam of at least {n_best}; greedy decoding has one")
+                decoded = [[hypothesis] for hypothesis in greedy_decode(
+                    model, src, max_len, tgt_vocab.bos_id, tgt_vocab.eos_id, return_scores=True,
+                    length_penalty=length_penalty)]
             else:
                 decoded = greedy_decode(model, src, max_len, tgt_vocab.bos_id, tgt_vocab.eos_id)
             for i, ids in zip(chunk, decoded):
-                outputs[i] = [int(token) for token in ids]
+                outputs[i] = ids if n_best is not None else [int(token) for token in ids]
     return outputs
 
 
