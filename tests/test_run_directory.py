@@ -49,7 +49,7 @@ def test_a_killed_runs_lock_is_taken_over(tmp_path, capsys):
     assert (run_dir / LOCK_NAME).read_text().strip() == str(holder.pid)    # the killed run left its pid
     with claim_run_directory(run_dir) as claimed:
         assert claimed.lock.stale_pid == holder.pid
-    assert f"left locked by pid {holder.pid}" in capsys.readouterr().out
+    assert f"names pid {holder.pid}, which does not hold it" in capsys.readouterr().out
 
 
 def test_a_new_run_where_a_run_is_is_refused_unless_overwrite(tmp_path):

@@ -170,8 +170,8 @@ def claim_run_directory(path: Path, resumed_from: Path | None = None, overwrite:
             raise UsageError(f"{path} already holds a run ({run_directory.checkpoint}); continue it with "
                              f"--resume {path}, pick another --out, or pass --overwrite to replace it")
         if run_directory.lock.stale_pid:
-            print(f"note: {path} was left locked by pid {run_directory.lock.stale_pid}, which ended without "
-                  f"releasing it (killed?); taking the lock over")
+            print(f"note: {run_directory.lock.path} names pid {run_directory.lock.stale_pid}, which does not hold "
+                  f"it (that run was killed, or the directory was copied from a running one); taking it over")
         leftovers = remove_leftover_temporaries(path)
         if leftovers:
             print(f"note: removed {len(leftovers)} temporary file{'s' * (len(leftovers) != 1)} of a save "
