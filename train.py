@@ -8,10 +8,14 @@
     python train.py translate --checkpoint runs/toy "the big dog sees a cat"
     python train.py evaluate --checkpoint runs/toy --beam 4
 
-A run writes into its run directory (runs/<task> unless --out says otherwise): last.ckpt
+A run writes into its run directory (runs/<task> unless --out says otherwise), which belongs to
+that run alone (a new run there needs --overwrite; one process at a time holds its lock): last.ckpt
 (model, optimizer, schedule, vocabularies, settings, data position and random states, saved
-atomically every --save-every steps, at the end and on Ctrl-C), metrics.jsonl (one JSON record
-per log line), and, when matplotlib is installed, curves.png and attention.png.
+atomically every --save-every steps, at the end and on Ctrl-C, SIGTERM or SIGHUP), metrics.jsonl
+(one JSON record per log line), and, when matplotlib is installed, curves.png and attention.png.
+A resumed run goes on in the directory of the checkpoint it resumes. Exit codes: 0 done, 2 a bad
+flag or file, 3 diverged (3 steps in a row whose loss or gradient was not finite; the last good
+checkpoint is kept), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
 The file reads top to bottom: command line, model, one training step, the training run (data,
 model, optimizer, the loop, evaluation), then the evaluate and translate commands. The pieces
@@ -23,9 +27,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+
+EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 if __name__ == "__main__":
     # One BLAS thread unless you say otherwise (OPENBLAS_NUM_THREADS=2 python train.py): this
@@ -34,29 +41,36 @@ if __name__ == "__main__":
     # shared a 2-core machine (docs/benchmarks.md). Must be set before NumPy is imported.
     for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_variable, "1")
-
+    # Ctrl-C while NumPy and the model code load waits until they have (an interrupted NumPy import is a
+    # screenful of ImportError), then ends the program in one line.
+    _ctrl_c_while_importing = []
+    signal.signal(signal.SIGINT, lambda *_: _ctrl_c_while_importing.append(True))
 
 import minigrad
-
-if __name__ == "__main__":
-    minigrad.tune_cpu()  # the process settings the speed figures were measured with (README, "Speed on the CPU")
-
 from transformer.batching import BatchStream, batch_tensors
-from transformer.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_model, restore_training, save_checkpoint
+from transformer.checkpoint import checkpoint_path, load_checkpoint, restore_model, restore_training, save_checkpoint
 from transformer.corpus import Corpus, encode_sources, prepare_corpus, read_pairs, read_pairs_file
 from transformer.data import DataError, detokenize, tokenize
 from transformer.device_check import check_device
+from transformer.divergence import DivergenceGuard, Diverged, check_finite, divergence_advice
 from transformer.errors import UsageError
+from transformer.flag_checks import check_flags
 from transformer.interrupt import StopOnInterrupt
 from transformer.losses import token_losses, validation_losses
 from transformer.model import Transformer
-from transformer.optimizer import build_optimizer
+from transformer.optimizer import build_optimizer, schedule_notes
+from transformer.run_directory import RunDirectory, claim_run_directory
 from transformer.run_log import TrainingLog, append_records
 from transformer.run_pictures import draw_pictures
-from transformer.run_settings import TRAIN_DEFAULTS, add_train_flags, resolve_train_settings
+from transformer.run_settings import TRAIN_DEFAULTS, add_train_flags, check_steps_left, resolve_train_settings
 from transformer.scoring import format_scores, print_examples, score_pairs, translate_ids
 
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _ctrl_c_while_importing:
+        print("\ninterrupted while starting", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    minigrad.tune_cpu()  # the process settings the speed figures were measured with (README, "Speed on the CPU")
 
 
 # -- command line (the training flags and their defaults: transformer/run_settings.py) -------------
@@ -112,14 +126,16 @@ def model_config(settings: dict, corpus: Corpus) -> dict:
 
 # -- train -----------------------------------------------------------------------------------------
 
-def train_step(model, batch, optimizer, schedule, settings, device) -> dict:
+def train_step(model, batch, optimizer, schedule, settings, device, guard, step) -> dict | None:
+    """The update after `step` updates; None when the guard skips it (loss or gradient norm not finite)."""
     src, tgt_in, tgt_out = batch_tensors(batch, device)
     logits = model(src, tgt_in)
     loss, nll, correct = token_losses(logits, tgt_out, model.pad_id, settings["label_smoothing"])
     optimizer.zero_grad()
     loss.backward()
-    if settings["clip"]:
-        minigrad.optim.clip_grad_norm_(model.parameters(), settings["clip"])
+    grad_norm = minigrad.optim.clip_grad_norm_(model.parameters(), settings["clip"] or math.inf)  # --clip 0: norm only
+    if not guard.allows_update(step, loss, grad_norm):      # one host read a step; raises Diverged
+        return None
     lr = schedule.get_last_lr()[0]       # the rate this update uses
     optimizer.step()
     schedule.step()
@@ -127,17 +143,25 @@ def train_step(model, batch, optimizer, schedule, settings, device) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    saved_state = None
+    """Claim the run directory (a resumed run: its checkpoint's, unless --out), then train in it."""
+    resume = None
     if args.resume is not None:
-        resume_from = args.resume or args.out or default_run_dir(args.task or TRAIN_DEFAULTS["task"], args.data)
-        saved_state = load_checkpoint(resume_from)
-    settings = resolve_train_settings(vars(args), saved_state["settings"] if saved_state else None)
-    device = check_device(settings["device"])
-    run_dir = Path(settings["out"] or (saved_state["path"].parent if saved_state
-                                      else default_run_dir(settings["task"], settings["data"])))
-    settings["out"] = str(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+        resume = checkpoint_path(args.resume or args.out or default_run_dir(args.task or TRAIN_DEFAULTS["task"],
+                                                                            args.data))
+    settings = resolve_train_settings(vars(args), None) if resume is None else None   # checked before writing
+    run_dir = Path(args.out) if args.out else resume.parent if resume else default_run_dir(settings["task"],
+                                                                                            settings["data"])
+    with claim_run_directory(run_dir, resume, bool(args.overwrite)) as run_directory:
+        saved_state = load_checkpoint(resume) if resume else None
+        if saved_state:
+            settings = resolve_train_settings(vars(args), saved_state["settings"])
+        settings["out"] = str(run_dir)
+        return train_in(run_directory, settings, saved_state)
 
+
+def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | None) -> int:
+    run_dir, checkpoint = run_directory.path, run_directory.checkpoint
+    device = check_device(settings["device"])
     minigrad.manual_seed(settings["seed"])
     corpus = prepare_corpus(settings)
     stream = BatchStream(corpus, settings["batch_size"], settings["seed"])
@@ -150,6 +174,7 @@ def run_train(args: argparse.Namespace) -> int:
     step = 0
     if saved_state:
         step = restore_training(saved_state, corpus, model, optimizer, schedule, stream)
+        check_steps_left(step, total_steps, stream.epochs_done, settings, saved_state["path"])
         print(f"resumed from {saved_state['path']} at step {step} (epoch {stream.epochs_done:.2f})")
     model.train()
 
@@ -159,11 +184,18 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"model: {model.num_parameters():,} parameters ({config['n_encoder_layers']}+{config['n_decoder_layers']} "
           f"layers, d_model {config['d_model']}, {config['n_heads']} heads, d_ff {config['d_ff']}) on {device}; "
           f"training up to {total_steps} steps or {settings['time_budget']:.0f} s; run directory {run_dir}")
+    for note in schedule_notes(schedule, settings, total_steps, resumed=saved_state is not None):
+        print(note)
     valid_ids = corpus.valid_ids(settings["max_len"])
-    checkpoint = run_dir / CHECKPOINT_NAME
+    saved_step = step if run_directory.continues_its_own_run() else None
+    run_directory.begin(step)
 
-    def save():
-        save_checkpoint(checkpoint, model, optimizer, schedule, corpus, settings, step, stream)
+    def save():        # never a model that is not finite; a signal waits until the file is whole
+        nonlocal saved_step
+        check_finite(step, model=model.state_dict(), optimizer=optimizer.state_dict())
+        with interrupt.deferred():
+            save_checkpoint(checkpoint, model, optimizer, schedule, corpus, settings, step, stream)
+        saved_step = step
 
     def validate():
         if corpus.valid_pairs:
@@ -171,6 +203,7 @@ def run_train(args: argparse.Namespace) -> int:
                                               settings["label_smoothing"], device))
 
     log = TrainingLog(run_dir, total_steps, step, settings["progress"])
+    guard = DivergenceGuard(report=log.note)
     stop_reason = "step limit"
     lr = schedule.get_last_lr()[0]
     with StopOnInterrupt() as interrupt:
@@ -186,7 +219,9 @@ def run_train(args: argparse.Namespace) -> int:
                     break
                 if interrupt.requested:
                     break
-                result = train_step(model, stream.next(), optimizer, schedule, settings, device)
+                result = train_step(model, stream.next(), optimizer, schedule, settings, device, guard, step)
+                if result is None:     # skipped: no update, not counted
+                    continue
                 step += 1
                 lr = result["lr"]
                 log.add_step(result)
@@ -196,18 +231,23 @@ def run_train(args: argparse.Namespace) -> int:
                     save()
                 if settings["eval_every"] and step % settings["eval_every"] == 0:
                     validate()
-        except KeyboardInterrupt:      # a second Ctrl-C, mid-step: the state may be half updated
+            with interrupt.deferred():
+                log.train(step, stream.epochs_done, lr)
+                save()
+        except KeyboardInterrupt:      # a second signal, mid-step: the state may be half updated
             log.close()
             print(f"\ninterrupted again at step {step}: stopped without saving "
                   f"(the last checkpoint, if any, is {checkpoint})", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        log.train(step, stream.epochs_done, lr)
-        save()
+            return interrupt.exit_code
+        except Diverged as error:
+            log.close()
+            print(f"error: {error}; {divergence_advice(checkpoint, saved_step, settings)}", file=sys.stderr)
+            return EXIT_DIVERGED
         if interrupt.requested:
             log.close()
-            print(f"interrupted at step {step}: checkpoint saved to {checkpoint}\n"
+            print(f"interrupted at step {step} ({interrupt.signal_name}): checkpoint saved to {checkpoint}\n"
                   f"resume with: python train.py --resume {run_dir}", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return interrupt.exit_code
     log.close()
     train_seconds = log.elapsed()
     print(f"stopped after step {step} ({stop_reason}) in {train_seconds:.0f} s; checkpoint saved to {checkpoint}")
@@ -245,6 +285,7 @@ def default_run_dir(task: str | None, data: str | None) -> Path:
 # -- evaluate, translate ---------------------------------------------------------------------------
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    check_flags(vars(args))
     device = check_device(args.device or minigrad.get_default_device())
     state = load_checkpoint(args.checkpoint)
     model, src_vocab, tgt_vocab = restore_model(state, device)
@@ -269,6 +310,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_translate(args: argparse.Namespace) -> int:
+    check_flags(vars(args))
     device = check_device(args.device or minigrad.get_default_device())
     state = load_checkpoint(args.checkpoint)
     model, src_vocab, tgt_vocab = restore_model(state, device)
@@ -287,9 +329,9 @@ def run_translate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    command = {"evaluate": run_evaluate, "translate": run_translate}.get(args.command, run_train)
     try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        command = {"evaluate": run_evaluate, "translate": run_translate}.get(args.command, run_train)
         return command(args)
     except (UsageError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -3,7 +3,7 @@ settings, training pairs longer than --max-len left out, and source ids a model 
 import pytest
 
 from transformer.corpus import DEFAULT_VALID_SIZE, encode_sources, prepare_corpus, read_pairs, read_pairs_file
-from transformer.data import Vocab, tokenize
+from transformer.data import DataError, Vocab, tokenize
 from transformer.errors import UsageError
 from transformer.run_settings import TRAIN_DEFAULTS
 
@@ -65,3 +65,16 @@ def test_encode_sources_never_gives_an_empty_source():
     vocab = Vocab(["a", "b"])
     assert encode_sources(["a b a", "", "b zzz"], vocab, "word", max_len=4) == [
         [vocab.encode(["a"])[0], vocab.encode(["b"])[0]], [vocab.unk_id], [vocab.encode(["b"])[0], vocab.unk_id]]
+
+
+def test_messages_name_the_command_line_flags(tmp_path):
+    data = write_pairs(tmp_path / "pairs.tsv", [f"s{i} x\tt{i} y" for i in range(10)] + ["bad line"])
+    with pytest.raises(DataError, match=r"pairs.tsv:11: no tab between source and target; "
+                                        r"--skip-bad-lines would skip it$") as error:
+        read_pairs_file(data, skip_bad_lines=False)
+    assert "skip_bad_lines" not in str(error.value)
+    with pytest.raises(UsageError, match=r"--valid-size must be between 0 and 9 for the 10 pairs of .*, got 10$"):
+        read_pairs(settings(data=data, valid_size=10, skip_bad_lines=True))
+    same = write_pairs(tmp_path / "same.tsv", ["a\tb", "a\tc", "a\td"])
+    with pytest.raises(UsageError, match="--valid-size 1 leaves no training pairs: .* only 1 distinct source"):
+        read_pairs(settings(data=same, valid_size=1))

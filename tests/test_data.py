@@ -419,3 +419,14 @@ def test_make_batches_rejects_empty_source_and_mismatched_lengths():
         make_batches([[4], []], [[5], [6]], 2, 0, 2, 3, shuffle=False)
     with pytest.raises(ValueError):
         make_batches([[4]], [[5], [6]], 2, 0, 2, 3, shuffle=False)
+
+
+def test_load_tsv_says_how_to_skip_a_bad_line_and_skips_non_utf8_too(tmp_path):
+    path = write(tmp_path, b"a\tb\nno tab\n\xff\xfe\tx\nc\td\n")
+    with pytest.raises(DataError, match="no tab between source and target; skip_bad_lines=True would skip it"):
+        load_tsv(path)
+    with pytest.raises(DataError, match=r"pairs.tsv:2: no tab .*; --skip-bad-lines would skip it$"):
+        load_tsv(path, skip_hint="--skip-bad-lines would skip it")
+    with pytest.raises(DataError, match=r":3: not valid UTF-8 .*; --skip-bad-lines would skip it$"):
+        load_tsv(write(tmp_path, b"a\tb\n\n\xff\xfe\tx\n", "latin.tsv"), skip_hint="--skip-bad-lines would skip it")
+    assert load_tsv(path, skip_bad_lines=True) == ([("a", "b"), ("c", "d")], 2)

@@ -22,7 +22,7 @@ def test_every_flag_defaults_to_not_given_and_its_help_names_the_default():
     parser = argparse.ArgumentParser()
     add_train_flags(parser)
     given = vars(parser.parse_args([]))
-    assert set(given) == set(TRAIN_DEFAULTS) | {"resume"} and all(value is None for value in given.values())
+    assert set(given) == set(TRAIN_DEFAULTS) | {"resume", "overwrite"} and all(value is None for value in given.values())
     text = " ".join(parser.format_help().split())
     assert "width of every token vector (default: 128)" in text
     assert "(default: False)" not in text and f"(default: {DEFAULT_STEPS} unless --epochs is given)" in text
@@ -53,9 +53,39 @@ def test_a_resume_takes_the_checkpoint_and_may_change_only_how_long_and_where():
 @pytest.mark.parametrize("argv, message", [
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["--d-model", "30", "--heads", "4"], "--d-model 30 is not divisible by --heads 4"),
-    (["--dropout", "1.0"], "--dropout and --label-smoothing must be in [0, 1)"),
-    (["--label-smoothing", "-0.1"], "--dropout and --label-smoothing must be in [0, 1)"),
+    (["--dropout", "1.0"], "--dropout must be in [0, 1), got 1.0"),
+    (["--label-smoothing", "-0.1"], "--label-smoothing must be in [0, 1), got -0.1"),
+    (["--lr", "0"], "--lr must be a finite number above 0 (leave it out for the paper's rate), got 0.0"),
+    (["--lr", "nan"], "--lr must be a finite number above 0"),
+    (["--lr", "inf"], "--lr must be a finite number above 0"),
+    (["--lr=-0.001"], "--lr must be a finite number above 0"),
+    (["--warmup", "0"], "--warmup must be at least 1, got 0"),
+    (["--steps", "0"], "--steps must be at least 1, got 0"),
+    (["--steps", "-5"], "--steps must be at least 1, got -5"),
+    (["--dropout", "nan"], "--dropout must be in [0, 1), got nan"),
+    (["--label-smoothing", "inf"], "--label-smoothing must be in [0, 1), got inf"),
+    (["--clip", "-1"], "--clip must be a finite number, 0 or more (0: no clipping), got -1.0"),
+    (["--clip", "nan"], "--clip must be a finite number, 0 or more"),
+    (["--clip", "inf"], "--clip must be a finite number, 0 or more"),
+    (["--eval-every", "-1"], "--eval-every must be 0 or more (0: only at the end), got -1"),
+    (["--save-every", "-5"], "--save-every must be 0 or more (0: only at the end), got -5"),
+    (["--log-every", "0"], "--log-every must be at least 1, got 0"),
+    (["--epochs", "nan"], "--epochs must be a finite number above 0, got nan"),
+    (["--epochs", "0"], "--epochs must be a finite number above 0, got 0.0"),
+    (["--time-budget", "nan"], "--time-budget must be a number of seconds above 0, got nan"),
+    (["--encoder-layers", "0"], "--encoder-layers must be at least 1, got 0"),
+    (["--examples", "-1"], "--examples must be 0 or more, got -1"),
+    (["--beam", "0"], "--beam must be at least 1, got 0"),
+    (["--decode-batch-size", "0"], "--decode-batch-size must be at least 1, got 0"),
+    (["--seed", "-1"], "--seed must be 0 or more, got -1"),
 ])
 def test_bad_values_are_refused(argv, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         resolve_train_settings(flags(*argv), None)
+
+
+def test_sensible_edge_values_are_allowed():
+    settings = resolve_train_settings(flags("--clip", "0", "--save-every", "0", "--eval-every", "0", "--dropout", "0",
+                                            "--label-smoothing", "0", "--examples", "0", "--time-budget", "inf",
+                                            "--lr", "1e-9", "--steps", "1", "--warmup", "1"), None)
+    assert settings["clip"] == 0 and settings["lr"] == 1e-9 and settings["time_budget"] == float("inf")

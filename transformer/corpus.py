@@ -39,7 +39,7 @@ def encode_sources(sentences, src_vocab: Vocab, kind: str, max_len: int) -> list
 
 def read_pairs_file(path: str, skip_bad_lines: bool) -> list:
     """The pairs of a `source<TAB>target` file, saying how many bad lines were skipped."""
-    pairs, n_skipped = load_tsv(path, skip_bad_lines=skip_bad_lines)
+    pairs, n_skipped = load_tsv(path, skip_bad_lines=skip_bad_lines, skip_hint="--skip-bad-lines would skip it")
     if n_skipped:
         print(f"skipped {n_skipped} bad line{'s' * (n_skipped != 1)} in {path}")
     return pairs
@@ -49,15 +49,24 @@ def read_pairs(settings: dict) -> tuple[list, list]:
     """(train, valid) sentence pairs from a built-in task or a file, the same every time for the same settings."""
     if settings["data"] is None:
         valid_size = DEFAULT_VALID_SIZE if settings["valid_size"] is None else settings["valid_size"]
-        return make_task(settings["task"], settings["train_size"], valid_size, seed=settings["seed"])
+        try:
+            return make_task(settings["task"], settings["train_size"], valid_size, seed=settings["seed"])
+        except ValueError as error:
+            raise UsageError(f"--task {settings['task']} with --train-size {settings['train_size']} and "
+                             f"--valid-size {valid_size}: {error}") from None
     pairs = read_pairs_file(settings["data"], settings["skip_bad_lines"])
     valid_size = settings["valid_size"]
     if valid_size is None:
         valid_size = min(DEFAULT_VALID_SIZE, len(pairs) // 10)
+    if not 0 <= valid_size < len(pairs):
+        raise UsageError(f"--valid-size must be between 0 and {len(pairs) - 1} for the {len(pairs)} pairs of "
+                         f"{settings['data']}, got {valid_size}")
     try:
         return split_pairs(pairs, valid_size, seed=settings["seed"])
-    except ValueError as error:
-        raise UsageError(f"--valid-size: {error}") from None
+    except ValueError:
+        sources = len({source for source, _ in pairs})
+        raise UsageError(f"--valid-size {valid_size} leaves no training pairs: {settings['data']} has only "
+                         f"{sources} distinct source sentences") from None
 
 
 def prepare_corpus(settings: dict) -> Corpus:

@@ -31,13 +31,16 @@ class DataError(ValueError):
 
 # -- reading a pairs file ------------------------------------------------------------------------
 
-def load_tsv(path: str | Path, skip_bad_lines: bool = False) -> tuple[list[tuple[str, str]], int]:
+def load_tsv(path: str | Path, skip_bad_lines: bool = False,
+             skip_hint: str = "skip_bad_lines=True would skip it") -> tuple[list[tuple[str, str]], int]:
     """Read `source<TAB>target` lines (UTF-8, Tatoeba/Anki style) into (pairs, n_skipped).
 
     Columns after the second (Anki exports add an attribution) are ignored; blank lines are
-    skipped silently. A line without a tab or with an empty side raises DataError("FILE:LINE: why")
-    unless skip_bad_lines, in which case it is skipped and counted. Errors name the file and line
-    so a user can open the file and fix it instead of guessing.
+    skipped silently. A line without a tab, with an empty side or not valid UTF-8 raises
+    DataError("FILE:LINE: why (SKIP_HINT)") unless skip_bad_lines, in which case it is skipped and
+    counted. Errors name the file and line so a user can open the file and fix it instead of
+    guessing; `skip_hint` says how to skip such lines in the caller's words (a command line
+    says "--skip-bad-lines would skip it").
     """
     try:
         raw = Path(path).read_bytes()
@@ -51,19 +54,20 @@ def load_tsv(path: str | Path, skip_bad_lines: bool = False) -> tuple[list[tuple
     for line_number, raw_line in enumerate(raw.split(b"\n"), start=1):
         try:
             line = raw_line.decode("utf-8")
+            problem = None
         except UnicodeDecodeError as error:
-            raise DataError(f"{path}:{line_number}: not valid UTF-8 (byte {error.start + 1} of the "
-                            f"line); re-save the file as UTF-8") from None
+            line = "?"
+            problem = f"not valid UTF-8 (byte {error.start + 1} of the line; re-save the file as UTF-8)"
         if line_number == 1:
             line = line.lstrip("\ufeff")          # byte-order mark written by some editors
         if not line.strip():
             continue
-        problem = _pair_problem(line)
+        problem = problem or _pair_problem(line)
         if problem:
             if skip_bad_lines:
                 n_skipped += 1
                 continue
-            raise DataError(f"{path}:{line_number}: {problem} (pass skip_bad_lines=True to skip such lines)")
+            raise DataError(f"{path}:{line_number}: {problem}; {skip_hint}")
         source, target = line.split("\t")[:2]
         pairs.append((source.strip(), target.strip()))
 

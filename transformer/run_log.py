@@ -84,5 +84,9 @@ class TrainingLog:
         self.progress.write(f"step {step}: valid loss {record['loss']:.3f}  NLL {record['nll']:.3f}  "
                             f"token accuracy {100 * record['token_accuracy']:.1f}% (teacher-forced)")
 
+    def note(self, message: str):
+        """A line on stderr that does not break the progress bar (a skipped step, say)."""
+        self.progress.write(message, file=sys.stderr)
+
     def close(self):
         self.progress.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 import minigrad
 
 from .errors import UsageError
+from .flag_checks import check_flags
 from .toy_tasks import TASKS
 
 # Defaults of `train`, sized so that the toy task reaches >= 95% exact match on 2 CPU cores in a few
@@ -82,7 +83,10 @@ def add_train_flags(parser: argparse.ArgumentParser):
     flag("--device", help="cpu or cuda (default: $MINIGRAD_DEVICE, else cpu)")
     flag("--out", metavar="DIR", help="run directory (default: runs/<task or data file name>)")
     flag("--resume", nargs="?", const="", metavar="PATH",
-         help="continue from a checkpoint file or run directory (alone: the run directory's last.ckpt)")
+         help="continue from a checkpoint file or run directory (alone: the run directory's last.ckpt), "
+              "in that run's directory")
+    flag("--overwrite", action="store_true",
+         help="start a new run in --out even though it holds one: its checkpoint, metrics and plots go")
     flag("--save-every", type=int, help="save a checkpoint every N steps (0: only at the end)")
     flag("--log-every", type=int, help="log averaged training metrics every N steps")
     flag("--eval-every", type=int, help="teacher-forced validation loss every N steps (0: only at the end)")
@@ -95,7 +99,8 @@ def add_train_flags(parser: argparse.ArgumentParser):
 
 def resolve_train_settings(flags: dict, saved: dict | None) -> dict:
     """The settings of this run: `flags` (the parsed command line, None where a flag was not given),
-    else the checkpoint's `saved` settings (when resuming), else the defaults."""
+    else the checkpoint's `saved` settings (when resuming), else the defaults. Every number is
+    checked (flag_checks.FLAG_RULES): a bad one is a UsageError naming its flag."""
     given = {key: value for key, value in flags.items()
              if key in TRAIN_DEFAULTS and value is not None and not (key in ("skip_bad_lines", "norm_first")
                                                                        and value is False)
@@ -116,11 +121,15 @@ def resolve_train_settings(flags: dict, saved: dict | None) -> dict:
     settings["device"] = given.get("device") or minigrad.get_default_device()
     if settings["steps"] is None and settings["epochs"] is None:
         settings["steps"] = DEFAULT_STEPS
-    for key in ("d_model", "heads", "d_ff", "layers", "batch_size", "warmup", "max_len", "decode_batch_size"):
-        if settings[key] < 1:
-            raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {settings[key]}")
+    check_flags(settings)
     if settings["d_model"] % settings["heads"]:
         raise UsageError(f"--d-model {settings['d_model']} is not divisible by --heads {settings['heads']}")
-    if not 0.0 <= settings["dropout"] < 1.0 or not 0.0 <= settings["label_smoothing"] < 1.0:
-        raise UsageError("--dropout and --label-smoothing must be in [0, 1)")
     return settings
+
+
+def check_steps_left(step: int, total_steps: int, epochs_done: float, settings: dict, checkpoint):
+    """A resumed run must have steps left to train; a finished one is refused with the ways on."""
+    if step >= total_steps or settings["epochs"] is not None and epochs_done >= settings["epochs"]:
+        raise UsageError(f"{checkpoint} is at step {step} (epoch {epochs_done:.2f}), where this run ends: give a "
+                         f"larger --steps or --epochs to train on, or score it with "
+                         f"`python train.py evaluate --checkpoint {checkpoint}`")
