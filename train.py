@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         command = {"evaluate": run_evaluate, "translate": run_translate}.get(args.command, run_train)
         return command(args)
-    except (UsageError, DataError) as error:
+    except (UsageError, DataError, minigrad.CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

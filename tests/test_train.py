@@ -560,3 +560,33 @@ def test_a_bad_line_says_that_skip_bad_lines_would_skip_it(tmp_path, capsys):
     code, out, _ = run(TINY + ["--data", data, "--skip-bad-lines", "--valid-size", "3", "--steps", "1",
                                "--out", tmp_path / "run"], capsys)
     assert code == 0 and "skipped 2 bad lines" in out
+
+
+def test_a_full_disk_costs_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    import errno
+
+    run_dir = tmp_path / "run"
+    code, _, _ = run(TINY + ["--steps", "2", "--out", run_dir], capsys)
+    assert code == 0
+    before = (run_dir / "last.ckpt").read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(minigrad, "save", full_disk)
+    code, _, err = run(TINY + ["--resume", run_dir, "--steps", "4"], capsys)
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and len(lines) == 1 and "no space left" in lines[0] and "--resume" in lines[0]
+    assert "Traceback" not in err
+    assert (run_dir / "last.ckpt").read_bytes() == before
+
+
+def test_a_damaged_checkpoint_costs_one_line(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run(TINY + ["--steps", "2", "--out", run_dir], capsys)[0] == 0
+    data = bytearray((run_dir / "last.ckpt").read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+    (run_dir / "last.ckpt").write_bytes(bytes(data))
+    for argv in (["translate", "--checkpoint", run_dir, "a cat"], TINY + ["--resume", run_dir, "--steps", "4"]):
+        code, _, err = run(argv, capsys)
+        assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, err

@@ -14,6 +14,7 @@ unless the caller allows more.
 """
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 from pathlib import Path
@@ -44,7 +45,18 @@ def checkpoint_path(path: str | Path) -> Path:
 
 def save_checkpoint(path: Path, model, optimizer, schedule, corpus: Corpus, settings: dict, step: int,
                     stream: BatchStream):
-    """Everything needed to resume exactly, written to `path` (minigrad.save writes atomically)."""
+    """Everything needed to resume exactly, written to `path` (minigrad.save writes atomically, so a
+    failed save leaves the previous checkpoint as it was)."""
+    try:
+        _save_state(path, model, optimizer, schedule, corpus, settings, step, stream)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise UsageError(f"{path}: no space left on the device to save the checkpoint of step {step}; the previous "
+                         "checkpoint is intact (saves are atomic): free some space, then --resume") from None
+
+
+def _save_state(path, model, optimizer, schedule, corpus, settings, step, stream):
     minigrad.save({
         "format": "minigrad-translator", "version": 1,
         "model": model.state_dict(),
