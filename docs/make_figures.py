@@ -44,6 +44,7 @@ from transformer.checkpoint import load_checkpoint, restore_model  # noqa: E402
 from transformer.corpus import encode_sources, prepare_corpus  # noqa: E402
 from transformer.data import SPECIALS, DataError, tokenize  # noqa: E402
 from transformer.decoding import greedy_decode  # noqa: E402
+from transformer.divergence import DivergenceGuard  # noqa: E402
 from transformer.errors import UsageError  # noqa: E402
 from transformer.model import Transformer  # noqa: E402
 from transformer.optimizer import build_optimizer  # noqa: E402
@@ -640,13 +641,14 @@ def gradient_norms(state, corpus, steps):
 
     handles = [p.register_hook(recorder(parameter_group(name))) for name, p in model.named_parameters()]
     norms, rates, started = {}, [], time.perf_counter()
-    for _ in range(steps):
+    guard = DivergenceGuard()
+    for step in range(steps):
         squares.clear()
-        result = train.train_step(model, stream.next(), optimizer, schedule, settings, DEVICE)
+        result = train.train_step(model, stream.next(), optimizer, schedule, settings, DEVICE, guard, step)
         for group, total in squares.items():
             norms.setdefault(group, []).append(math.sqrt(total))
         norms.setdefault(("total", "all parameters"), []).append(math.sqrt(sum(squares.values())))
-        rates.append(result["lr"])
+        rates.append(result["lr"] if result is not None else math.nan)  # None: a non-finite step, skipped
     for handle in handles:
         handle.remove()
     return norms, rates, time.perf_counter() - started
