@@ -10,17 +10,16 @@
 
 A run writes into its run directory (runs/<task> unless --out says otherwise), which belongs to
 that run alone (a new run there needs --overwrite; one process at a time holds its lock): last.ckpt
-(model, optimizer, schedule, vocabularies, settings, data position and random states, saved
-atomically every --save-every steps, at the end and on Ctrl-C, SIGTERM or SIGHUP), metrics.jsonl
-(one JSON record per log line), and, when matplotlib is installed, curves.png and attention.png.
+(everything to resume exactly, saved atomically every --save-every steps, at the end and on Ctrl-C,
+SIGTERM or SIGHUP), best.ckpt (the weights that validated best), metrics.jsonl (one JSON record per
+log line), and, when matplotlib is installed, curves.png and attention.png.
 A resumed run goes on in the directory of the checkpoint it resumes. Exit codes: 0 done, 2 a bad
 flag or file, 3 diverged (3 steps in a row whose loss or gradient was not finite; the last good
 checkpoint is kept), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
-The file reads top to bottom: command line, model, one training step, the training run (data,
-model, optimizer, the loop, evaluation), then the evaluate and translate commands. The pieces
-they use (settings, corpus, batch stream, losses, scoring, checkpoints, the metrics log) are
-modules of the transformer package.
+The file reads top to bottom: command line, model, one training step, the training run (data, model,
+optimizer, the loop, evaluation), then the evaluate and translate commands. The pieces they use
+(settings, corpus, batches, losses, validation, scoring, checkpoints, the log) are transformer modules.
 """
 from __future__ import annotations
 
@@ -265,26 +264,19 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
     if validation.best_step is not None and validation.best_step != step:   # score the weights best.ckpt holds
         model.load_state_dict(load_checkpoint(run_dir / BEST_NAME)["model"])
         print(f"best validation {validation.select_by} at step {validation.best_step}: scoring {run_dir / BEST_NAME}")
-
     if corpus.valid_pairs:
-        evaluation_started = time.perf_counter()
-        scores, hypotheses = score_pairs(model, corpus.valid_pairs, corpus.src_vocab, corpus.tgt_vocab,
-                                         corpus.tokenizer, device, batch_size=settings["decode_batch_size"])
-        if settings["examples"]:
-            print("\nexample translations (held-out, greedy):")
-        print_examples(corpus.valid_pairs, hypotheses, settings["examples"], corpus.tokenizer)
-        step = validation.best_step if validation.best_step is not None else step
-        record = {"kind": "eval", "step": step, "decoding": "greedy", "train_seconds": train_seconds, **scores}
-        print(f"\nheld-out, greedy, step {step}: {format_scores(scores)}")
-        if settings["beam"] and settings["beam"] > 1:
-            beam_scores, _ = score_pairs(model, corpus.valid_pairs, corpus.src_vocab, corpus.tgt_vocab,
-                                         corpus.tokenizer, device, beam=settings["beam"],
-                                         batch_size=settings["decode_batch_size"])
-            append_records(run_dir, [{"kind": "eval", "step": step, "decoding": f"beam {settings['beam']}",
-                                      **beam_scores}])
-            print(f"held-out, beam {settings['beam']}: {format_scores(beam_scores)}")
-        record["eval_seconds"] = time.perf_counter() - evaluation_started
-        append_records(run_dir, [record])
+        scored_step = validation.best_step if validation.best_step is not None else step
+        for beam in [None] + [settings["beam"]] * ((settings["beam"] or 1) > 1):
+            started, decoding = time.perf_counter(), f"beam {beam}" if beam else "greedy"
+            scores, hypotheses = score_pairs(model, corpus.valid_pairs, corpus.src_vocab, corpus.tgt_vocab,
+                                             corpus.tokenizer, device, beam=beam,
+                                             batch_size=settings["decode_batch_size"])
+            if not beam and settings["examples"]:
+                print("\nexample translations (held-out, greedy):")
+                print_examples(corpus.valid_pairs, hypotheses, settings["examples"], corpus.tokenizer)
+            print(("" if beam else "\n") + f"held-out, {decoding}, step {scored_step}: {format_scores(scores)}")
+            append_records(run_dir, [{"kind": "eval", "step": scored_step, "decoding": decoding, **scores,
+                                      "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - started}])
     else:
         print("no held-out pairs (--valid-size 0), so no evaluation")
     draw_pictures(run_dir, model, corpus, device, settings["attention_sentence"])
