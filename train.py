@@ -10,17 +10,16 @@
 
 A run writes into its run directory (runs/<task> unless --out says otherwise), which belongs to
 that run alone (a new run there needs --overwrite; one process at a time holds its lock): last.ckpt
-(model, optimizer, schedule, vocabularies, settings, data position and random states, saved
-atomically every --save-every steps, at the end and on Ctrl-C, SIGTERM or SIGHUP), metrics.jsonl
-(one JSON record per log line), and, when matplotlib is installed, curves.png and attention.png.
+(everything to resume exactly, saved atomically every --save-every steps, at the end and on Ctrl-C,
+SIGTERM or SIGHUP), best.ckpt (the weights that validated best), metrics.jsonl (one JSON record per
+log line), and, when matplotlib is installed, curves.png and attention.png.
 A resumed run goes on in the directory of the checkpoint it resumes. Exit codes: 0 done, 2 a bad
 flag or file, 3 diverged (3 steps in a row whose loss or gradient was not finite; the last good
 checkpoint is kept), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
-The file reads top to bottom: command line, model, one training step, the training run (data,
-model, optimizer, the loop, evaluation), then the evaluate and translate commands. The pieces
-they use (settings, corpus, batch stream, losses, scoring, checkpoints, the metrics log) are
-modules of the transformer package.
+The file reads top to bottom: command line, model, one training step, the training run (data, model,
+optimizer, the loop, evaluation), then the evaluate and translate commands. The pieces they use
+(settings, corpus, batches, losses, validation, scoring, checkpoints, the log) are transformer modules.
 """
 from __future__ import annotations
 
@@ -48,7 +47,8 @@ if __name__ == "__main__":
 
 import minigrad
 from transformer.batching import BatchStream, batch_tensors
-from transformer.checkpoint import checkpoint_path, load_checkpoint, restore_model, restore_training, save_checkpoint
+from transformer.checkpoint import (BEST_NAME, checkpoint_path, load_checkpoint, restore_model, restore_training,
+                                   save_checkpoint)
 from transformer.corpus import Corpus, encode_sources, prepare_corpus, read_pairs, read_pairs_file
 from transformer.data import DataError, detokenize, tokenize
 from transformer.device_check import check_device
@@ -56,7 +56,7 @@ from transformer.divergence import DivergenceGuard, Diverged, check_finite, dive
 from transformer.errors import UsageError
 from transformer.flag_checks import check_flags
 from transformer.interrupt import StopOnInterrupt
-from transformer.losses import token_losses, validation_losses
+from transformer.losses import token_losses
 from transformer.model import Transformer
 from transformer.optimizer import build_optimizer, schedule_notes
 from transformer.run_directory import RunDirectory, claim_run_directory
@@ -64,6 +64,7 @@ from transformer.run_log import TrainingLog, append_records
 from transformer.run_pictures import draw_pictures
 from transformer.run_settings import TRAIN_DEFAULTS, add_train_flags, check_steps_left, resolve_train_settings
 from transformer.scoring import format_scores, print_examples, score_pairs, translate_ids
+from transformer.validation import Validation
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -165,15 +166,16 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
     minigrad.manual_seed(settings["seed"])
     corpus = prepare_corpus(settings)
     stream = BatchStream(corpus, settings["batch_size"], settings["seed"])
-    total_steps = settings["steps"] or math.ceil(settings["epochs"] * stream.batches_per_epoch())
+    total_steps = settings["steps"] or math.inf        # neither: --time-budget alone ends the run
     if settings["epochs"] is not None:
         total_steps = min(total_steps, math.ceil(settings["epochs"] * stream.batches_per_epoch()))
     config = model_config(settings, corpus) if not saved_state else saved_state["model_config"]
     model = Transformer(**config).to(device)
     optimizer, schedule = build_optimizer(model, settings, total_steps)
+    validation = Validation(corpus, settings, device)
     step = 0
     if saved_state:
-        step = restore_training(saved_state, corpus, model, optimizer, schedule, stream)
+        step = restore_training(saved_state, corpus, model, optimizer, schedule, stream, validation)
         check_steps_left(step, total_steps, stream.epochs_done, settings, saved_state["path"])
         print(f"resumed from {saved_state['path']} at step {step} (epoch {stream.epochs_done:.2f})")
     model.train()
@@ -183,26 +185,29 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
           f"vocabularies: {len(corpus.src_vocab)} source, {len(corpus.tgt_vocab)} target tokens")
     print(f"model: {model.num_parameters():,} parameters ({config['n_encoder_layers']}+{config['n_decoder_layers']} "
           f"layers, d_model {config['d_model']}, {config['n_heads']} heads, d_ff {config['d_ff']}) on {device}; "
-          f"training up to {total_steps} steps or {settings['time_budget']:.0f} s; run directory {run_dir}")
+          f"training {f'up to {total_steps} steps or ' * (total_steps < math.inf)}{settings['time_budget']:.0f} s; "
+          f"run directory {run_dir}")
     for note in schedule_notes(schedule, settings, total_steps, resumed=saved_state is not None):
         print(note)
-    valid_ids = corpus.valid_ids(settings["max_len"])
     saved_step = step if run_directory.continues_its_own_run() else None
     run_directory.begin(step)
+    if saved_state and (note := validation.find_best_file(run_dir, saved_state["path"])):
+        print(note)
 
-    def save():        # never a model that is not finite; a signal waits until the file is whole
+    def save(path=checkpoint):    # never a model that is not finite; a signal waits until the file is whole
         nonlocal saved_step
         check_finite(step, model=model.state_dict(), optimizer=optimizer.state_dict())
         with interrupt.deferred():
-            save_checkpoint(checkpoint, model, optimizer, schedule, corpus, settings, step, stream)
-        saved_step = step
+            save_checkpoint(path, model, optimizer, schedule, corpus, settings, step, stream, validation.state_dict())
+        saved_step = step if path == checkpoint else saved_step
 
-    def validate():
-        if corpus.valid_pairs:
-            log.valid(step, validation_losses(model, valid_ids, corpus.tgt_vocab, settings["batch_size"],
-                                              settings["label_smoothing"], device))
+    def validate():     # the losses and greedy scores of held-out pairs; best.ckpt when they are the best yet
+        if validation.enabled:
+            log.valid(record := validation.evaluate(model, step))
+            if record["best"]:
+                save(run_dir / BEST_NAME)
 
-    log = TrainingLog(run_dir, total_steps, step, settings["progress"])
+    log = TrainingLog(run_dir, None if total_steps == math.inf else total_steps, step, settings["progress"])
     guard = DivergenceGuard(report=log.note)
     stop_reason = "step limit"
     lr = schedule.get_last_lr()[0]
@@ -227,13 +232,18 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
                 log.add_step(result)
                 if step % settings["log_every"] == 0:
                     log.train(step, stream.epochs_done, lr)
-                if settings["save_every"] and step % settings["save_every"] == 0:
-                    save()
                 if settings["eval_every"] and step % settings["eval_every"] == 0:
                     validate()
+                    if validation.out_of_patience():
+                        stop_reason = validation.stop_reason()
+                        break
+                if settings["save_every"] and step % settings["save_every"] == 0:
+                    save()
             with interrupt.deferred():
                 log.train(step, stream.epochs_done, lr)
-                save()
+            if not interrupt.requested and (settings["eval_every"] == 0 or step % settings["eval_every"]):
+                validate()      # the last step's, unless it just had one
+            save()
         except KeyboardInterrupt:      # a second signal, mid-step: the state may be half updated
             log.close()
             print(f"\ninterrupted again at step {step}: stopped without saving "
@@ -251,27 +261,22 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
     log.close()
     train_seconds = log.elapsed()
     print(f"stopped after step {step} ({stop_reason}) in {train_seconds:.0f} s; checkpoint saved to {checkpoint}")
-    if settings["eval_every"] == 0 or step % settings["eval_every"]:
-        validate()
-
+    if validation.best_step is not None and validation.best_step != step:   # score the weights best.ckpt holds
+        model.load_state_dict(load_checkpoint(run_dir / BEST_NAME)["model"])
+        print(f"best validation {validation.select_by} at step {validation.best_step}: scoring {run_dir / BEST_NAME}")
     if corpus.valid_pairs:
-        evaluation_started = time.perf_counter()
-        scores, hypotheses = score_pairs(model, corpus.valid_pairs, corpus.src_vocab, corpus.tgt_vocab,
-                                         corpus.tokenizer, device, batch_size=settings["decode_batch_size"])
-        if settings["examples"]:
-            print("\nexample translations (held-out, greedy):")
-        print_examples(corpus.valid_pairs, hypotheses, settings["examples"], corpus.tokenizer)
-        record = {"kind": "eval", "step": step, "decoding": "greedy", "train_seconds": train_seconds, **scores}
-        print(f"\nheld-out, greedy: {format_scores(scores)}")
-        if settings["beam"] and settings["beam"] > 1:
-            beam_scores, _ = score_pairs(model, corpus.valid_pairs, corpus.src_vocab, corpus.tgt_vocab,
-                                         corpus.tokenizer, device, beam=settings["beam"],
-                                         batch_size=settings["decode_batch_size"])
-            append_records(run_dir, [{"kind": "eval", "step": step, "decoding": f"beam {settings['beam']}",
-                                      **beam_scores}])
-            print(f"held-out, beam {settings['beam']}: {format_scores(beam_scores)}")
-        record["eval_seconds"] = time.perf_counter() - evaluation_started
-        append_records(run_dir, [record])
+        scored_step = validation.best_step if validation.best_step is not None else step
+        for beam in [None] + [settings["beam"]] * ((settings["beam"] or 1) > 1):
+            started, decoding = time.perf_counter(), f"beam {beam}" if beam else "greedy"
+            scores, hypotheses = score_pairs(model, corpus.valid_pairs, corpus.src_vocab, corpus.tgt_vocab,
+                                             corpus.tokenizer, device, beam=beam,
+                                             batch_size=settings["decode_batch_size"])
+            if not beam and settings["examples"]:
+                print("\nexample translations (held-out, greedy):")
+                print_examples(corpus.valid_pairs, hypotheses, settings["examples"], corpus.tokenizer)
+            print(("" if beam else "\n") + f"held-out, {decoding}, step {scored_step}: {format_scores(scores)}")
+            append_records(run_dir, [{"kind": "eval", "step": scored_step, "decoding": decoding, **scores,
+                                      "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - started}])
     else:
         print("no held-out pairs (--valid-size 0), so no evaluation")
     draw_pictures(run_dir, model, corpus, device, settings["attention_sentence"])
@@ -287,7 +292,7 @@ def default_run_dir(task: str | None, data: str | None) -> Path:
 def run_evaluate(args: argparse.Namespace) -> int:
     check_flags(vars(args))
     device = check_device(args.device or minigrad.get_default_device())
-    state = load_checkpoint(args.checkpoint)
+    state = load_checkpoint(args.checkpoint, prefer_best=True)
     model, src_vocab, tgt_vocab = restore_model(state, device)
     settings = state["settings"]
     if args.data:
@@ -312,7 +317,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_translate(args: argparse.Namespace) -> int:
     check_flags(vars(args))
     device = check_device(args.device or minigrad.get_default_device())
-    state = load_checkpoint(args.checkpoint)
+    state = load_checkpoint(args.checkpoint, prefer_best=True)
     model, src_vocab, tgt_vocab = restore_model(state, device)
     kind = state["settings"]["tokenizer"]
     sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]

@@ -42,7 +42,14 @@ def test_a_train_record_averages_its_steps_per_token(tmp_path):
 
 def test_a_valid_record_is_written_and_shown(tmp_path, capsys):
     log = TrainingLog(tmp_path, total_steps=10, first_step=4, show_progress=False)
-    log.valid(4, {"loss": 1.25, "nll": 1.0, "token_accuracy": 0.5})
+    log.valid({"kind": "valid", "step": 4, "loss": 1.25, "nll": 1.0, "token_accuracy": 0.5, "best": False})
+    log.valid({"kind": "valid", "step": 6, "loss": 1.0, "nll": 0.75, "token_accuracy": 0.6, "sentences": 20,
+               "exact_match": 0.45, "bleu": 51.25, "chrf": 70.0, "bleu_tokenize": "13a", "best": True})
     log.close()
-    assert read_records(tmp_path) == [{"kind": "valid", "step": 4, "loss": 1.25, "nll": 1.0, "token_accuracy": 0.5}]
-    assert "step 4: valid loss 1.250  NLL 1.000  token accuracy 50.0% (teacher-forced)" in capsys.readouterr().out
+    first, second = read_records(tmp_path)
+    assert first == {"kind": "valid", "step": 4, "loss": 1.25, "nll": 1.0, "token_accuracy": 0.5, "best": False}
+    assert second["exact_match"] == 0.45 and second["best"] is True
+    out = capsys.readouterr().out
+    assert "step 4: valid loss 1.250  NLL 1.000  token accuracy 50.0% (teacher-forced)\n" in out
+    assert ("step 6: valid loss 1.000  NLL 0.750  token accuracy 60.0% (teacher-forced); greedy on 20: exact match "
+            "45.0%  BLEU 51.2 (13a)  chrF 70.0  [best so far]") in out

@@ -25,7 +25,7 @@ def test_every_flag_defaults_to_not_given_and_its_help_names_the_default():
     assert set(given) == set(TRAIN_DEFAULTS) | {"resume", "overwrite"} and all(value is None for value in given.values())
     text = " ".join(parser.format_help().split())
     assert "width of every token vector (default: 128)" in text
-    assert "(default: False)" not in text and f"(default: {DEFAULT_STEPS} unless --epochs is given)" in text
+    assert "(default: False)" not in text and f"(default: {DEFAULT_STEPS} unless --epochs or --time-budget is given)" in text
 
 
 def test_defaults_then_the_command_line(tmp_path, monkeypatch):

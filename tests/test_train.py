@@ -584,9 +584,10 @@ def test_a_full_disk_costs_one_line_and_keeps_the_last_checkpoint(tmp_path, caps
 def test_a_damaged_checkpoint_costs_one_line(tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert run(TINY + ["--steps", "2", "--out", run_dir], capsys)[0] == 0
-    data = bytearray((run_dir / "last.ckpt").read_bytes())
-    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
-    (run_dir / "last.ckpt").write_bytes(bytes(data))
+    for name in ("last.ckpt", "best.ckpt"):      # translate takes best.ckpt, --resume last.ckpt
+        data = bytearray((run_dir / name).read_bytes())
+        data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+        (run_dir / name).write_bytes(bytes(data))
     for argv in (["translate", "--checkpoint", run_dir, "a cat"], TINY + ["--resume", run_dir, "--steps", "4"]):
         code, _, err = run(argv, capsys)
         assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, err

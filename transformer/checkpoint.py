@@ -30,25 +30,28 @@ from .layers import ACTIVATIONS
 from .model import Transformer
 
 CHECKPOINT_NAME = "last.ckpt"
+BEST_NAME = "best.ckpt"     # the weights that validated best (transformer/validation.py)
 MAX_PARAMETERS = 10**9  # numbers a checkpoint's model may declare (4 GB in float32) unless the caller raises it
 
 
-def checkpoint_path(path: str | Path) -> Path:
-    """A checkpoint file, or a run directory holding last.ckpt."""
+def checkpoint_path(path: str | Path, prefer_best: bool = False) -> Path:
+    """A checkpoint file, or a run directory's last.ckpt (to resume), or with `prefer_best` its
+    best.ckpt when it has one (to evaluate or translate with)."""
     path = Path(path)
     if path.is_dir():
-        path = path / CHECKPOINT_NAME
+        path = path / (BEST_NAME if prefer_best and (path / BEST_NAME).is_file() else CHECKPOINT_NAME)
     if not path.is_file():
         raise UsageError(f"{path}: no checkpoint there")
     return path
 
 
 def save_checkpoint(path: Path, model, optimizer, schedule, corpus: Corpus, settings: dict, step: int,
-                    stream: BatchStream):
+                    stream: BatchStream, validation: dict | None = None):
     """Everything needed to resume exactly, written to `path` (minigrad.save writes atomically, so a
-    failed save leaves the previous checkpoint as it was)."""
+    failed save leaves the previous checkpoint as it was). `validation` is the state of the run's
+    validation.Validation: the best score so far and the patience count."""
     try:
-        _save_state(path, model, optimizer, schedule, corpus, settings, step, stream)
+        _save_state(path, model, optimizer, schedule, corpus, settings, step, stream, validation or {})
     except OSError as error:
         if error.errno != errno.ENOSPC:
             raise
@@ -56,7 +59,7 @@ def save_checkpoint(path: Path, model, optimizer, schedule, corpus: Corpus, sett
                          "checkpoint is intact (saves are atomic): free some space, then --resume") from None
 
 
-def _save_state(path, model, optimizer, schedule, corpus, settings, step, stream):
+def _save_state(path, model, optimizer, schedule, corpus, settings, step, stream, validation):
     minigrad.save({
         "format": "minigrad-translator", "version": 1,
         "model": model.state_dict(),
@@ -69,19 +72,21 @@ def _save_state(path, model, optimizer, schedule, corpus, settings, step, stream
         "step": step,
         "data_position": json.dumps(stream.state_dict()),
         "minigrad_rng": json.dumps(minigrad.get_rng_state()),
+        "validation": json.dumps(validation),
     }, str(path))
 
 
 _JSON_ENTRIES = ("model_config", "settings", "data_position", "minigrad_rng")
+_OPTIONAL_JSON_ENTRIES = ("validation",)     # absent from checkpoints written before it existed
 
 
-def load_checkpoint(path: str | Path, max_parameters: int = MAX_PARAMETERS) -> dict:
+def load_checkpoint(path: str | Path, max_parameters: int = MAX_PARAMETERS, prefer_best: bool = False) -> dict:
     """The saved state, its JSON parts decoded, plus "path": the file it came from.
 
     Every entry is checked for its kind, and the model configuration as check_model_config checks it,
     so that what comes back can be restored without building a model the file does not hold.
     """
-    path = checkpoint_path(path)
+    path = checkpoint_path(path, prefer_best)
     try:
         state = minigrad.load(str(path))
     except Exception as error:  # a truncated, foreign or crafted file: say so in one line
@@ -97,7 +102,9 @@ def load_checkpoint(path: str | Path, max_parameters: int = MAX_PARAMETERS) -> d
     problem = _entry_problem(state)
     if problem:
         raise UsageError(f"{path}: {problem}")
-    for key in _JSON_ENTRIES:
+    for key in _OPTIONAL_JSON_ENTRIES:
+        state.setdefault(key, "{}")
+    for key in _JSON_ENTRIES + _OPTIONAL_JSON_ENTRIES:
         try:
             state[key] = json.loads(state[key])
         except (ValueError, RecursionError) as error:
@@ -124,8 +131,8 @@ def _entry_problem(state: dict):
             return f"{key!r} should be a list of strings"
     if type(state["step"]) is not int or state["step"] < 0:
         return f"step {state['step']!r:.40} is not a step count (an int >= 0)"
-    for key in _JSON_ENTRIES:
-        if not isinstance(state[key], str):
+    for key in _JSON_ENTRIES + _OPTIONAL_JSON_ENTRIES:
+        if key in state and not isinstance(state[key], str):
             return f"{key!r} should be JSON text, not {type(state[key]).__name__}"
     return None
 
@@ -247,8 +254,10 @@ def restore_model(state: dict, device: str, max_parameters: int = MAX_PARAMETERS
     return (model, *saved_vocabularies(state))
 
 
-def restore_training(state: dict, corpus: Corpus, model, optimizer, schedule, stream: BatchStream) -> int:
-    """Put a loaded checkpoint's states back into a run built from its settings; returns its step.
+def restore_training(state: dict, corpus: Corpus, model, optimizer, schedule, stream: BatchStream,
+                     validation=None) -> int:
+    """Put a loaded checkpoint's states back into a run built from its settings (and its validation
+    state into `validation`, a validation.Validation); returns its step.
 
     The corpus gets the vocabularies of the checkpoint, as saved, which are the ones the model was trained with.
     """
@@ -259,6 +268,8 @@ def restore_training(state: dict, corpus: Corpus, model, optimizer, schedule, st
     schedule.load_state_dict(state["schedule"])
     stream.load_state_dict(state["data_position"])
     minigrad.set_rng_state(state["minigrad_rng"])
+    if validation is not None:
+        _restoring(state, validation.load_state_dict, state["validation"])
     return state["step"]
 
 

@@ -28,7 +28,7 @@ import json
 import os
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_NAME
+from .checkpoint import BEST_NAME, CHECKPOINT_NAME
 from .errors import UsageError
 from .run_log import METRICS_NAME
 
@@ -89,7 +89,7 @@ def _read_pid(file) -> int | None:
 
 def remove_leftover_temporaries(directory: Path) -> list[Path]:
     """Delete the temporary files of saves that were killed before their rename; returns them."""
-    leftovers = sorted(Path(directory).glob(f".{CHECKPOINT_NAME}.*.tmp"))
+    leftovers = sorted(path for name in (CHECKPOINT_NAME, BEST_NAME) for path in Path(directory).glob(f".{name}.*.tmp"))
     for leftover in leftovers:
         leftover.unlink()
     return leftovers
@@ -122,7 +122,7 @@ class RunDirectory:
             kept = records_up_to(metrics, step)
         else:
             kept = records_up_to(self.resumed_from.parent / METRICS_NAME, step) if self.resumed_from else []
-            for name in (CHECKPOINT_NAME,) + PICTURES:
+            for name in (CHECKPOINT_NAME, BEST_NAME) + PICTURES:
                 (self.path / name).unlink(missing_ok=True)
         if kept or metrics.exists():
             temporary = metrics.with_name(f".{METRICS_NAME}.tmp")

@@ -1,7 +1,8 @@
 """A run's metrics log, metrics.jsonl: one JSON record per line, appended as training goes.
 
 Records have a "kind": "train" (averages over the steps since the last log line), "valid"
-(teacher-forced held-out losses) or "eval" (decoded held-out scores). plots.training_curves
+(teacher-forced held-out losses and the greedy scores of some held-out pairs, every --eval-every
+steps) or "eval" (decoded scores of all held-out pairs, at the end). plots.training_curves
 draws them; TrainingLog writes the first two as training goes and shows them on the progress bar.
 """
 from __future__ import annotations
@@ -77,12 +78,15 @@ class TrainingLog:
                                   tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
         self._start_window(now)
 
-    def valid(self, step: int, losses: dict):
-        """A "valid" record of teacher-forced held-out losses (losses.validation_losses)."""
-        record = {"kind": "valid", "step": step, **losses}
+    def valid(self, record: dict):
+        """A "valid" record (validation.Validation.evaluate): written, and shown as one line."""
         append_records(self.run_dir, [record])
-        self.progress.write(f"step {step}: valid loss {record['loss']:.3f}  NLL {record['nll']:.3f}  "
-                            f"token accuracy {100 * record['token_accuracy']:.1f}% (teacher-forced)")
+        text = (f"step {record['step']}: valid loss {record['loss']:.3f}  NLL {record['nll']:.3f}  "
+                f"token accuracy {100 * record['token_accuracy']:.1f}% (teacher-forced)")
+        if "exact_match" in record:
+            text += (f"; greedy on {record['sentences']}: exact match {100 * record['exact_match']:.1f}%  "
+                     f"BLEU {record['bleu']:.1f} ({record['bleu_tokenize']})  chrF {record['chrf']:.1f}")
+        self.progress.write(text + ("  [best so far]" if record.get("best") else ""))
 
     def note(self, message: str):
         """A line on stderr that does not break the progress bar (a skipped step, say)."""

@@ -15,6 +15,7 @@ import minigrad
 from .errors import UsageError
 from .flag_checks import check_flags
 from .toy_tasks import TASKS
+from .validation import SELECT_BY
 
 # Defaults of `train`, sized so that the toy task reaches >= 95% exact match on 2 CPU cores in a few
 # minutes (see docs/benchmarks.md). Flags default to None in argparse so that a resumed run can tell
@@ -26,13 +27,14 @@ TRAIN_DEFAULTS = dict(
     norm_first=False,
     batch_size=64, steps=None, epochs=None, time_budget=480.0, lr=None, warmup=400, schedule="noam",
     label_smoothing=0.1, clip=1.0,
-    seed=0, device=None, out=None, save_every=500, log_every=10, eval_every=500, examples=5,
+    seed=0, device=None, out=None, save_every=500, log_every=10, eval_every=500, eval_sentences=200,
+    select_by="exact-match", patience=0, examples=5,
     beam=None, decode_batch_size=250, attention_sentence=None, progress=True,
 )
-DEFAULT_STEPS = 2400           # when neither --steps nor --epochs is given
+DEFAULT_STEPS = 2400           # when none of --steps, --epochs and --time-budget is given
 # What a resumed run may change; everything else (model, data, optimisation) comes from the checkpoint.
 CHANGEABLE_ON_RESUME = {"steps", "epochs", "time_budget", "device", "out", "save_every", "log_every", "eval_every",
-                        "examples", "beam", "decode_batch_size", "attention_sentence", "progress"}
+                        "patience", "examples", "beam", "decode_batch_size", "attention_sentence", "progress"}
 
 
 def add_train_flags(parser: argparse.ArgumentParser):
@@ -69,9 +71,11 @@ def add_train_flags(parser: argparse.ArgumentParser):
     group = parser.add_argument_group("training")
     flag("--batch-size", type=int, help="sentence pairs per step")
     flag("--steps", type=int, help=f"total optimizer steps, counting those before a resume (default: "
-                                   f"{DEFAULT_STEPS} unless --epochs is given)")
+                                   f"{DEFAULT_STEPS} unless --epochs or --time-budget is given)")
     flag("--epochs", type=float, help="stop after this many passes over the training pairs")
-    flag("--time-budget", type=float, metavar="SECONDS", help="stop training after this long, then evaluate")
+    flag("--time-budget", type=float, metavar="SECONDS",
+         help="stop training after this long (of this process), then evaluate; alone, without --steps or "
+              "--epochs, it is the only limit")
     flag("--schedule", choices=("noam", "cosine"), help="the paper's warmup + 1/sqrt(step) decay, or warmup + cosine")
     flag("--lr", type=float, help="peak learning rate (default: the paper's d_model^-0.5 * warmup^-0.5)")
     flag("--warmup", type=int, help="warmup steps")
@@ -89,7 +93,13 @@ def add_train_flags(parser: argparse.ArgumentParser):
          help="start a new run in --out even though it holds one: its checkpoint, metrics and plots go")
     flag("--save-every", type=int, help="save a checkpoint every N steps (0: only at the end)")
     flag("--log-every", type=int, help="log averaged training metrics every N steps")
-    flag("--eval-every", type=int, help="teacher-forced validation loss every N steps (0: only at the end)")
+    flag("--eval-every", type=int, help="validate every N steps: the teacher-forced loss, and greedy decoding of "
+                                        "--eval-sentences held-out pairs (0: only at the end)")
+    flag("--eval-sentences", type=int, help="held-out pairs decoded and scored at each validation (0: loss only)")
+    flag("--select-by", choices=tuple(SELECT_BY), help="the validation score that chooses best.ckpt, the weights "
+                                                        "evaluated at the end (ties: the lower loss)")
+    flag("--patience", type=int, help="stop after N validations in a row without a better --select-by score "
+                                      "(0: never)")
     flag("--examples", type=int, help="example translations printed at the end")
     flag("--beam", type=int, help="also evaluate with beam search of this width")
     flag("--decode-batch-size", type=int, help="sentences decoded at once")
@@ -119,9 +129,15 @@ def resolve_train_settings(flags: dict, saved: dict | None) -> dict:
         settings["task"] = None
         settings["data"] = str(Path(settings["data"]).resolve()) if saved is None else settings["data"]
     settings["device"] = given.get("device") or minigrad.get_default_device()
-    if settings["steps"] is None and settings["epochs"] is None:
+    if settings["steps"] is None and settings["epochs"] is None and saved is None and "time_budget" not in given:
         settings["steps"] = DEFAULT_STEPS
     check_flags(settings)
+    if settings["steps"] is None and settings["epochs"] is None and settings["schedule"] == "cosine":
+        raise UsageError("--schedule cosine needs to know where the run ends: give --steps (or --epochs) with "
+                         "--time-budget, or use --schedule noam, which has no end")
+    if settings["select_by"] != "loss" and settings["eval_sentences"] == 0:
+        raise UsageError(f"--select-by {settings['select_by']} needs decoded sentences: give --eval-sentences "
+                         "above 0, or --select-by loss")
     if settings["d_model"] % settings["heads"]:
         raise UsageError(f"--d-model {settings['d_model']} is not divisible by --heads {settings['heads']}")
     return settings
