@@ -30,7 +30,8 @@ def pyplot():
 
 
 def training_curves(records: Sequence[dict], path: str | Path) -> Path:
-    """Loss (label-smoothed and plain NLL) and token accuracy against the step, train and valid.
+    """Loss (label-smoothed and plain NLL) and token accuracy against the step, train and valid, with
+    the greedy exact match of the validations that decoded, and the step best.ckpt holds.
 
     The smoothed loss cannot go below the entropy of the smoothed target, so it flattens out well
     above zero; the NLL and accuracy panels show whether the model is still improving.
@@ -50,6 +51,13 @@ def training_curves(records: Sequence[dict], path: str | Path) -> Path:
     if valid:
         accuracy_axes.plot([r["step"] for r in valid], [r["token_accuracy"] for r in valid], "o-",
                            label="valid token acc. (teacher-forced)")
+    decoded = [r for r in valid if "exact_match" in r]
+    if decoded:
+        accuracy_axes.plot([r["step"] for r in decoded], [r["exact_match"] for r in decoded], "s-",
+                           label=f"valid exact match (greedy, {decoded[-1]['sentences']} sentences)")
+    best = [r for r in valid if r.get("best")]
+    if best:     # the last record that was the best so far is the one best.ckpt holds
+        accuracy_axes.axvline(best[-1]["step"], color="grey", linestyle=":", label=f"best.ckpt (step {best[-1]['step']})")
     accuracy_axes.set(xlabel="step", ylabel="fraction", title="Accuracy", ylim=(0, 1.02))
     accuracy_axes.legend(loc="lower right")
     figure.tight_layout()
