@@ -2,7 +2,8 @@
 settings, training pairs longer than --max-len left out, and source ids a model always accepts."""
 import pytest
 
-from transformer.corpus import DEFAULT_VALID_SIZE, encode_sources, prepare_corpus, read_pairs, read_pairs_file
+from transformer.corpus import (DEFAULT_VALID_SIZE, SourceTooLong, encode_sources, prepare_corpus, read_pairs,
+                                read_pairs_file)
 from transformer.data import DataError, Vocab, tokenize
 from transformer.errors import UsageError
 from transformer.run_settings import TRAIN_DEFAULTS
@@ -63,8 +64,24 @@ def test_held_out_ids_are_cut_to_the_model_length():
 
 def test_encode_sources_never_gives_an_empty_source():
     vocab = Vocab(["a", "b"])
-    assert encode_sources(["a b a", "", "b zzz"], vocab, "word", max_len=4) == [
-        [vocab.encode(["a"])[0], vocab.encode(["b"])[0]], [vocab.unk_id], [vocab.encode(["b"])[0], vocab.unk_id]]
+    a, b = vocab.encode(["a", "b"])
+    assert encode_sources(["a b", "", "b zzz"], vocab, "word", max_len=4) == [[a, b], [vocab.unk_id], [b, vocab.unk_id]]
+
+
+def test_a_source_too_long_for_the_model_is_never_cut_silently():
+    vocab = Vocab(["a", "b"])
+    a, b = vocab.encode(["a", "b"])
+    sentences = ["a b", "a b a", "b"]                   # the second has 3 tokens; max_len 4 leaves room for 2
+    with pytest.raises(SourceTooLong, match=r"^sentence 2 has 3 tokens, more than the 2 that the model takes "
+                                            r"\(its max_len 4, less <bos> and <eos>\)") as error:
+        encode_sources(sentences, vocab, "word", max_len=4)
+    assert (error.value.index, error.value.length, error.value.max_len) == (1, 3, 4)
+    assert isinstance(error.value, UsageError)            # train.py: one line, exit code 2
+    assert encode_sources(sentences, vocab, "word", max_len=4, too_long="skip") == [[a, b], None, [b]]
+    assert encode_sources(sentences, vocab, "word", max_len=4, too_long="cut") == [[a, b], [a, b], [b]]
+    assert encode_sources(sentences, vocab, "word", max_len=5) == [[a, b], [a, b, a], [b]]
+    with pytest.raises(ValueError, match="too_long"):
+        encode_sources(sentences, vocab, "word", max_len=4, too_long="truncate")
 
 
 def test_messages_name_the_command_line_flags(tmp_path):
@@ -78,3 +95,19 @@ def test_messages_name_the_command_line_flags(tmp_path):
     same = write_pairs(tmp_path / "same.tsv", ["a\tb", "a\tc", "a\td"])
     with pytest.raises(UsageError, match="--valid-size 1 leaves no training pairs: .* only 1 distinct source"):
         read_pairs(settings(data=same, valid_size=1))
+
+
+def test_a_bpe_corpus_has_every_piece_in_its_vocabularies_and_reuses_given_tokenizers(capsys, monkeypatch):
+    corpus = prepare_corpus(settings(task="toy", tokenizer="bpe", vocab_size=200))
+    source, target = corpus.tokenizer
+    assert corpus.src_vocab.to_list()[4:] == source.symbols() and corpus.tgt_vocab.to_list()[4:] == target.symbols()
+    assert all(corpus.src_vocab.unk_id not in ids for ids in corpus.train_src + corpus.train_tgt)
+    joint = prepare_corpus(settings(task="toy", tokenizer="bpe", vocab_size=200, joint_vocab=True))
+    assert joint.src_vocab is joint.tgt_vocab and len(joint.src_vocab) == 200
+    assert "BPE: learned" in capsys.readouterr().out
+
+    def never(*args, **kwargs):
+        raise AssertionError("learned again")
+    monkeypatch.setattr("transformer.bpe.BPE.learn", never)
+    again = prepare_corpus(settings(task="toy", tokenizer="bpe", vocab_size=200), corpus.tokenizer)
+    assert again.train_src == corpus.train_src and again.tokenizer is corpus.tokenizer
