@@ -14,8 +14,9 @@ head apart, `minigrad.viz` for the backward graph, and `Tensor.register_hook` fo
 a figure takes something apart, the script checks that the parts give back what the model computed
 (and stops with an error if not). NumPy only arranges the numbers for plotting.
 
-Needs matplotlib (pip install "minigrad[plots]"); the backward graph also needs Graphviz's `dot` program
-(without it the graph's DOT text is written instead). From a checkpoint, most of the time goes to the
+Needs matplotlib (pip install "minigrad[plots]"); the two graphs (figure 0, docs/autograd.md's example
+with values and gradients, and figure 11) also need Graphviz's `dot` program (without it their DOT text is
+written instead). From a checkpoint, most of the time goes to the
 --grad-steps training steps of the gradient-norm figure.
 """
 from __future__ import annotations
@@ -52,7 +53,8 @@ from transformer.optimizer import build_optimizer  # noqa: E402
 DEVICE = "cpu"
 FIGURES = ROOT / "docs" / "figures"
 FIGURE_NAMES = (
-    "01_token_embeddings.png", "01_vocabulary_pca.png", "02_positional_encoding.png", "03_query_key_value.png",
+    "00_autograd_example_graph.png", "01_token_embeddings.png", "01_vocabulary_pca.png", "02_positional_encoding.png",
+    "03_query_key_value.png",
     "04_scores_scale_mask_softmax.png", "05_weighted_sum_of_values.png", "06_heads_concat_project.png",
     "07_residual_layernorm.png", "08_feed_forward_relu.png", "09_decoder_self_attention.png",
     "09_cross_attention.png", "10_generator_probabilities.png", "11_attention_backward_graph.png",
@@ -546,19 +548,44 @@ class Tour:
             output, weights = attn(x, x, mask)
         self.check(weights, self.attention["encoder"][0], "reference-mode attention = the model's weights")
         params = {f"self_attn.{name}": p for name, p in attn.named_parameters()}
-        dot_text = minigrad.viz.to_dot(output, params, name="self_attn output")
-        path = self.out_dir / "11_attention_backward_graph.png"
-        program = shutil.which("dot")
-        if program is None:
-            path = path.with_suffix(".dot")
-            path.write_text(dot_text)
-            print(f"note: {path} is DOT text, not a picture: drawing it needs Graphviz's `dot` program "
-                  "(e.g. apt-get install graphviz)")
-        else:  # minigrad.viz lays the graph out left to right; top to bottom fits a page
-            path.write_bytes(subprocess.run([program, "-Grankdir=TB", f"-Gdpi={DPI}", "-Tpng"], input=dot_text.encode(),
-                                            capture_output=True, check=True).stdout)
+        dot_text = minigrad.viz.to_dot(output, params, name="self_attn output", rankdir="TB")  # fits a page
+        path = draw_graph(dot_text, self.out_dir / "11_attention_backward_graph.png")
         self.written.append(path)
         return path
+
+
+# -- 0. the running example of docs/autograd.md (needs no model) ------------------------------------
+
+def autograd_example_graph(out_dir):
+    """docs/autograd.md's expression after backward, every node with its value and gradient."""
+    w = minigrad.tensor([[0.5, -1.0], [2.0, 0.1]], requires_grad=True)
+    x = minigrad.tensor([1.0, 2.0])                   # data: no gradient wanted
+    b = minigrad.tensor([0.1, 0.2], requires_grad=True)
+    h = w @ x
+    z = h + b
+    y = z.tanh()
+    square = y * y
+    loss = square.sum()
+    for t in (h, z, y, square, loss):
+        t.retain_grad()                               # keep .grad on the intermediate results too
+    loss.backward()
+    named = {"w": w, "b": b, "h": h, "z": z, "y": y, "y * y": square}
+    dot_text = minigrad.viz.to_dot(loss, named, name="loss", show_values=True, show_grads=True, rankdir="TB")
+    return draw_graph(dot_text, out_dir / "00_autograd_example_graph.png")
+
+
+def draw_graph(dot_text, path):
+    """A PNG of DOT text by Graphviz's `dot`; without it, the DOT text itself and a one-line note."""
+    program = shutil.which("dot")
+    if program is None:
+        path = path.with_suffix(".dot")
+        path.write_text(dot_text)
+        print(f"note: {path} is DOT text, not a picture: drawing it needs Graphviz's `dot` program "
+              "(e.g. apt-get install graphviz)")
+        return path
+    path.write_bytes(subprocess.run([program, f"-Gdpi={DPI}", "-Tpng"], input=dot_text.encode(),
+                                    capture_output=True, check=True).stdout)
+    return path
 
 
 SUBLAYER_NAMES = {"self_attn": "self-attention", "multihead_attn": "cross-attention", "feed_forward": "feed-forward"}
@@ -746,6 +773,7 @@ def make_figures(args, train_flags):
     out_dir = Path(args.figures)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    graph = autograd_example_graph(out_dir)
     tour = Tour(model, src_vocab, tgt_vocab, sentence, corpus.tokenizer, reference, out_dir, args.head)
     print(f"sentence: {sentence}\nmodel:    {' '.join(tgt_vocab.decode(tour.chosen))}"
           + (f"\nreference: {reference}" if reference else ""))
@@ -756,6 +784,7 @@ def make_figures(args, train_flags):
         draw()
     drawn = time.perf_counter() - started
     norms, rates, seconds = gradient_norms(state, corpus, args.grad_steps)
+    tour.written.insert(0, graph)
     tour.written.append(draw_gradient_norms(norms, rates, state["settings"], out_dir / "12_gradient_norms.png"))
     print(f"checked {len(tour.checks)} recomputations against the model (largest difference "
           f"{max(d for _, d in tour.checks):.2g})")
