@@ -52,6 +52,7 @@ from transformer.checkpoint import checkpoint_path, load_checkpoint, restore_mod
 from transformer.corpus import Corpus, encode_sources, prepare_corpus, read_pairs, read_pairs_file
 from transformer.data import DataError, detokenize, tokenize
 from transformer.device_check import check_device
+from transformer.distributed_training import Ranks, exit_code
 from transformer.divergence import DivergenceGuard, Diverged, check_finite, divergence_advice
 from transformer.errors import UsageError
 from transformer.flag_checks import check_flags
@@ -60,7 +61,7 @@ from transformer.losses import token_losses, validation_losses
 from transformer.model import Transformer
 from transformer.optimizer import build_optimizer, schedule_notes
 from transformer.run_directory import RunDirectory, claim_run_directory
-from transformer.run_log import TrainingLog, append_records
+from transformer.run_log import append_records
 from transformer.run_pictures import draw_pictures
 from transformer.run_settings import TRAIN_DEFAULTS, add_train_flags, check_steps_left, resolve_train_settings
 from transformer.scoring import format_scores, print_examples, score_pairs, translate_ids
@@ -126,20 +127,20 @@ def model_config(settings: dict, corpus: Corpus) -> dict:
 
 # -- train -----------------------------------------------------------------------------------------
 
-def train_step(model, batch, optimizer, schedule, settings, device, guard, step) -> dict | None:
+def train_step(model, batch, optimizer, schedule, settings, device, guard, step, ranks=Ranks()) -> dict | None:
     """The update after `step` updates; None when the guard skips it (loss or gradient norm not finite)."""
     src, tgt_in, tgt_out = batch_tensors(batch, device)
-    logits = model(src, tgt_in)
+    logits = ranks.forward(model, src, tgt_in)
     loss, nll, correct = token_losses(logits, tgt_out, model.pad_id, settings["label_smoothing"])
     optimizer.zero_grad()
-    loss.backward()
+    loss, nll, correct, tokens = ranks.backward(loss, nll, correct, batch.n_tokens)  # all ranks': 1 process's update
     grad_norm = minigrad.optim.clip_grad_norm_(model.parameters(), settings["clip"] or math.inf)  # --clip 0: norm only
     if not guard.allows_update(step, loss, grad_norm):      # one host read a step; raises Diverged
         return None
     lr = schedule.get_last_lr()[0]       # the rate this update uses
     optimizer.step()
     schedule.step()
-    return {"loss": loss.detach(), "nll": nll, "correct": correct, "lr": lr, "tokens": batch.n_tokens}
+    return {"loss": loss.detach(), "nll": nll, "correct": correct, "lr": lr, "tokens": tokens}
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -151,20 +152,21 @@ def run_train(args: argparse.Namespace) -> int:
     settings = resolve_train_settings(vars(args), None) if resume is None else None   # checked before writing
     run_dir = Path(args.out) if args.out else resume.parent if resume else default_run_dir(settings["task"],
                                                                                             settings["data"])
-    with claim_run_directory(run_dir, resume, bool(args.overwrite)) as run_directory:
+    ranks = Ranks.join(args.device or minigrad.get_default_device())   # mpirun -n N: rank 0 alone writes
+    with ranks.claim(claim_run_directory, run_dir, resume, bool(args.overwrite)) as run_directory:
         saved_state = load_checkpoint(resume) if resume else None
         if saved_state:
             settings = resolve_train_settings(vars(args), saved_state["settings"])
         settings["out"] = str(run_dir)
-        return train_in(run_directory, settings, saved_state)
+        return train_in(run_directory, settings, saved_state, ranks)
 
 
-def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | None) -> int:
+def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | None, ranks=Ranks()) -> int:
     run_dir, checkpoint = run_directory.path, run_directory.checkpoint
     device = check_device(settings["device"])
     minigrad.manual_seed(settings["seed"])
     corpus = prepare_corpus(settings)
-    stream = BatchStream(corpus, settings["batch_size"], settings["seed"])
+    stream = ranks.sharded(BatchStream(corpus, ranks.global_batch_size(settings), settings["seed"]))
     total_steps = settings["steps"] or math.ceil(settings["epochs"] * stream.batches_per_epoch())
     if settings["epochs"] is not None:
         total_steps = min(total_steps, math.ceil(settings["epochs"] * stream.batches_per_epoch()))
@@ -194,15 +196,16 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
         nonlocal saved_step
         check_finite(step, model=model.state_dict(), optimizer=optimizer.state_dict())
         with interrupt.deferred():
-            save_checkpoint(checkpoint, model, optimizer, schedule, corpus, settings, step, stream)
+            if ranks.main:
+                save_checkpoint(checkpoint, model, optimizer, schedule, corpus, settings, step, stream)
         saved_step = step
 
     def validate():
-        if corpus.valid_pairs:
+        if corpus.valid_pairs and ranks.main:
             log.valid(step, validation_losses(model, valid_ids, corpus.tgt_vocab, settings["batch_size"],
                                               settings["label_smoothing"], device))
 
-    log = TrainingLog(run_dir, total_steps, step, settings["progress"])
+    log = ranks.training_log(run_dir, total_steps, step, settings["progress"])
     guard = DivergenceGuard(report=log.note)
     stop_reason = "step limit"
     lr = schedule.get_last_lr()[0]
@@ -214,12 +217,12 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
                     break
                 if step >= total_steps:
                     break
-                if log.elapsed() > settings["time_budget"]:
+                if ranks.any(log.elapsed() > settings["time_budget"]):
                     stop_reason = f"time budget of {settings['time_budget']:.0f} s"
                     break
-                if interrupt.requested:
+                if ranks.stop_requested(interrupt):
                     break
-                result = train_step(model, stream.next(), optimizer, schedule, settings, device, guard, step)
+                result = train_step(model, stream.next(), optimizer, schedule, settings, device, guard, step, ranks)
                 if result is None:     # skipped: no update, not counted
                     continue
                 step += 1
@@ -249,6 +252,8 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
                   f"resume with: python train.py --resume {run_dir}", file=sys.stderr)
             return interrupt.exit_code
     log.close()
+    if not ranks.main:
+        return 0
     train_seconds = log.elapsed()
     print(f"stopped after step {step} ({stop_reason}) in {train_seconds:.0f} s; checkpoint saved to {checkpoint}")
     if settings["eval_every"] == 0 or step % settings["eval_every"]:
@@ -342,4 +347,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_code(main()))
