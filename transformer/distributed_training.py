@@ -73,7 +73,10 @@ class Ranks:
         sys.excepthook = _abort_on_uncaught
         if dist.get_rank() != 0:           # one copy of every message: rank 0's (errors still show)
             sys.stdout = open(os.devnull, "w")
-        return cls(dist.get_rank(), dist.get_world_size())
+        ranks = cls(dist.get_rank(), dist.get_world_size())
+        print(f"ranks: {ranks.size} processes (pids {', '.join(map(str, ranks.pids()))}); Ctrl-C or kill -TERM of "
+              "any of them stops all after the step, rank 0 saving", flush=True)
+        return ranks
 
     def wrap(self, model):
         """The model to call in training steps: DistributedDataParallel around it when several ranks
@@ -183,10 +186,20 @@ class Ranks:
     def stop_requested(self, interrupt) -> bool:
         """Whether any rank was asked to stop (Ctrl-C, SIGTERM, SIGHUP); then every rank stops here."""
         global _stop_agreed
-        if not self.any(interrupt.requested):
+        signum = int(self._largest(float(interrupt.signum or 0) if interrupt.requested else 0.0))
+        if not signum:
             return False
-        interrupt.requested, _stop_agreed = True, True
+        interrupt.requested, interrupt.signum, _stop_agreed = True, interrupt.signum or signum, True
         return True
+
+    def _largest(self, value: float) -> float:
+        if self.size == 1:
+            return value
+        import minigrad.distributed as dist
+
+        largest = minigrad.tensor([value], dtype=minigrad.float64)
+        dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+        return largest.item()
 
     def _summed(self, values: list[float]) -> list[float]:
         import minigrad.distributed as dist
