@@ -145,6 +145,7 @@ def train_step(model, batch, optimizer, schedule, settings, device, guard, step,
 
 def run_train(args: argparse.Namespace) -> int:
     """Claim the run directory (a resumed run: its checkpoint's, unless --out), then train in it."""
+    ranks = Ranks.join(args)             # under mpirun -n N: one of N processes; rank 0 alone writes
     resume = None
     if args.resume is not None:
         resume = checkpoint_path(args.resume or args.out or default_run_dir(args.task or TRAIN_DEFAULTS["task"],
@@ -152,7 +153,6 @@ def run_train(args: argparse.Namespace) -> int:
     settings = resolve_train_settings(vars(args), None) if resume is None else None   # checked before writing
     run_dir = Path(args.out) if args.out else resume.parent if resume else default_run_dir(settings["task"],
                                                                                             settings["data"])
-    ranks = Ranks.join(args.device or minigrad.get_default_device())   # mpirun -n N: rank 0 alone writes
     with ranks.claim(claim_run_directory, run_dir, resume, bool(args.overwrite)) as run_directory:
         saved_state = load_checkpoint(resume) if resume else None
         if saved_state:

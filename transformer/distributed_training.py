@@ -31,6 +31,7 @@ import numpy as np
 import minigrad
 
 from .data import Batch
+from .errors import UsageError
 from .run_directory import RunDirectory
 from .run_log import TrainingLog
 
@@ -59,17 +60,21 @@ class Ranks:
         self.wrapped = None      # DistributedDataParallel around the model, once wrap() has made it
 
     @classmethod
-    def join(cls, device) -> "Ranks":
-        """Join the other ranks when launched by mpirun with more than one process."""
+    def join(cls, args) -> "Ranks":
+        """Join the other ranks when launched by mpirun with more than one process. On GPUs (NCCL) each
+        rank takes its own: --device cuda becomes cuda:<the rank's number on its machine>."""
         if launched_ranks() <= 1:
             return cls()
         import minigrad.distributed as dist
 
         if not dist.is_mpi_available():
-            raise RuntimeError(f'started by an MPI launcher with {launched_ranks()} processes, but mpi4py is not '
-                               'installed: pip install ".[distributed]"')
+            raise UsageError(f'started by an MPI launcher with {launched_ranks()} processes, but mpi4py is not '
+                             'installed: pip install ".[distributed]"')
+        on_gpu = str(args.device or minigrad.get_default_device()).startswith("cuda")
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if str(device).startswith("cuda") else "mpi")
+            dist.init_process_group("nccl" if on_gpu else "mpi")
+        if on_gpu:
+            args.device = f"cuda:{dist.get_node_local_rank() % minigrad.cuda.device_count()}"
         sys.excepthook = _abort_on_uncaught
         if dist.get_rank() != 0:           # one copy of every message: rank 0's (errors still show)
             sys.stdout = open(os.devnull, "w")

@@ -101,6 +101,7 @@ def cuda_is_available():
         return False
 
 
+
 def nccl_module():
     """CuPy's NCCL bindings (cupy.cuda.nccl), or None when CuPy or its NCCL is missing."""
     try:
@@ -109,3 +110,10 @@ def nccl_module():
         return nccl if getattr(nccl, "available", True) else None
     except Exception:  # ImportError, or a CuPy built without NCCL
         return None
+
+
+def cuda_runtime():
+    """cupy.cuda: devices, streams and events, for minigrad.distributed's NCCL collectives."""
+    import cupy
+
+    return cupy.cuda

@@ -55,19 +55,20 @@ def all_gather(tensor_list: list, tensor: Tensor, group=None, async_op: bool = F
 
 
 def barrier(group=None, async_op: bool = False, device_ids=None):
-    return _finish(_default_group().carrier.barrier(), async_op)
+    group = _default_group()
+    return _finish((group.device_carrier or group.host_carrier).barrier(), async_op)
 
 
 def _carrier_for(tensor, what: str):
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{what}: expected a minigrad Tensor, got {type(tensor).__name__}")
     group = _default_group()
-    wanted = "cpu" if group.name == "mpi" else "cuda"
-    if tensor.device.type != wanted:
-        hint = "use backend='nccl' for CUDA tensors" if group.name == "mpi" else "use backend='mpi' for CPU tensors"
-        raise ValueError(f"{what}: the '{group.name}' process group works on {wanted} tensors, "
-                         f"got one on {tensor.device} ({hint})")
-    return group.carrier
+    if tensor.device.type == "cpu":
+        return group.host_carrier
+    if tensor.device.type == "cuda" and group.device_carrier is not None:
+        return group.device_carrier
+    raise ValueError(f"{what}: the '{group.name}' process group cannot carry a tensor on {tensor.device} "
+                     "(CUDA tensors need init_process_group('nccl'))")
 
 
 def _finish(work, async_op: bool):

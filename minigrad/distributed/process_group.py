@@ -61,8 +61,9 @@ class Work:
 
 
 class _ProcessGroup:
-    def __init__(self, name, comm, carrier, timeout):
-        self.name, self.comm, self.carrier, self.timeout = name, comm, carrier, timeout
+    def __init__(self, name, comm, host_carrier, device_carrier, timeout):
+        self.name, self.comm, self.timeout = name, comm, timeout
+        self.host_carrier, self.device_carrier = host_carrier, device_carrier   # MPI; NCCL (or None)
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         node = comm.Split_type(_mpi().COMM_TYPE_SHARED)   # the ranks that share this machine's memory
         self.local_rank = node.Get_rank()   # this process's number among those on its own machine
@@ -92,8 +93,9 @@ def init_process_group(backend: str | None = None, init_method=None, timeout=Non
                        rank: int = -1, store=None, group_name: str = "", pg_options=None, device_id=None):
     """Join the processes started by the MPI launcher (mpirun, mpiexec, srun) as one group.
 
-    backend: "mpi" (the default; tensors in host memory) or "nccl" (CUDA tensors; one GPU per rank:
-    rank r on its machine uses GPU r % the GPUs there, unless device_id says which). timeout: how long
+    backend: "mpi" (the default; tensors in host memory) or "nccl" (CUDA tensors go through NCCL,
+    host tensors still through MPI; one GPU per rank: rank r on its machine uses GPU r % the GPUs
+    there, unless device_id says which; make its tensors on f"cuda:{get_node_local_rank()}"). timeout: how long
     a collective may wait for the other ranks before every rank is ended (default 30 minutes).
     Rank and world size come from MPI; world_size/rank, when given, must agree with it.
     """
@@ -114,17 +116,19 @@ def init_process_group(backend: str | None = None, init_method=None, timeout=Non
         if asked not in (-1, None) and asked != actual:
             raise ValueError(f"init_process_group: {what}={asked}, but the MPI launcher says {actual}")
     seconds = _seconds(timeout if timeout is not None else DEFAULT_TIMEOUT)
-    if name == "mpi":
-        from .mpi_carrier import MPICarrier
+    from .mpi_carrier import MPICarrier
 
-        carrier = MPICarrier(comm, MPI, seconds)
+    host_carrier = MPICarrier(comm, MPI, seconds)      # tensors in host memory always go through MPI
+    if name == "mpi":
+        device_carrier = None
     else:
         from .nccl_carrier import NCCLCarrier
 
-        carrier = NCCLCarrier(comm, MPI, seconds, device_id)
-    _group = _ProcessGroup(name, comm, carrier, seconds)
-    if name == "nccl":
-        carrier.connect(_group.local_rank)
+        device_carrier = NCCLCarrier(comm, MPI, seconds, device_id)
+    group = _ProcessGroup(name, comm, host_carrier, device_carrier, seconds)
+    if device_carrier is not None:
+        device_carrier.connect(group.local_rank)
+    _group = group
 
 
 def destroy_process_group(group=None):
@@ -132,7 +136,8 @@ def destroy_process_group(group=None):
     global _group
     if _group is None:
         return
-    _group.carrier.close()
+    if _group.device_carrier is not None:
+        _group.device_carrier.close()
     _group.comm.Free()
     _group = None
 
