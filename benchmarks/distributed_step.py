@@ -3,6 +3,7 @@ time per step and its share, scaling efficiency, and whether overlapping the buc
 
     python benchmarks/distributed_step.py                        # tiny, small, base; launches mpirun itself
     python benchmarks/distributed_step.py --config tiny --steps 10
+    python benchmarks/distributed_step.py --on-paper             # the 8- and 64-GPU estimates of docs/distributed.md
 
 Each rank trains on its own batch of the config's size (--batch-size is per rank, as in torch), so 2
 processes train on twice the tokens per step; scaling efficiency = (2-process tokens/s) / (2 x 1-process
@@ -94,15 +95,54 @@ def launch(config_name, steps, ranks, mode):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+# -- on paper: 8 and 64 GPUs -----------------------------------------------------------------------
+# (GPUs, link, NCCL all-reduce bus bandwidth per GPU for large messages, what nccl-tests calls busbw).
+# 64 GPUs are 8 nodes of 8: the ring runs at the speed of the links between nodes.
+SCENARIOS = [(8, "8 GPUs, NVLink in one node, 200 GB/s", 200e9),
+             (64, "64 GPUs, InfiniBand 200 Gb/s per GPU, 25 GB/s", 25e9),
+             (64, "64 GPUs, 100 Gb/s Ethernet per node, 1.2 GB/s per GPU", 1.2e9)]
+GPU_FLOPS = 15e12        # float32 (minigrad's default) matmuls on an A100, effective
+TOKENS_PER_GPU = 2048    # the base config's batch on every GPU: 64 pairs x 32 positions
+STEP_FLOOR_S = 0.02      # a step of a small model is launch-bound: assumed 20 ms of Python and kernel launches
+
+
+def ring_bytes(params: int, gpus: int, bytes_per_value: int = 4) -> float:
+    """Bytes each GPU sends (and receives) in one ring all-reduce of all gradients."""
+    return 2 * (gpus - 1) / gpus * params * bytes_per_value
+
+
+def on_paper():
+    sizes = {"tiny": 272_072, "small": 1_773_544, "base": 11_681_600, "100M": 100_000_000, "1B": 1_000_000_000}
+    print("| model | params | MB per GPU per step, 8 GPUs | 64 GPUs | compute ms (6 x params x tokens / FLOP/s) | "
+          + " | ".join(f"all-reduce ms: {name}" for _, name, _ in SCENARIOS) + " |")
+    print("|---" * (5 + len(SCENARIOS)) + "|")
+    for name, params in sizes.items():
+        compute_ms = 1e3 * 6 * params * TOKENS_PER_GPU / GPU_FLOPS
+        print(f"| {name} | {params:,} | {ring_bytes(params, 8) / 1e6:.1f} | {ring_bytes(params, 64) / 1e6:.1f} | "
+              f"{compute_ms:.2f} | " + " | ".join(f"{1e3 * ring_bytes(params, gpus) / bw:.2f}"
+                                                  for gpus, _, bw in SCENARIOS) + " |")
+    print()
+    for gpus, name, bw in SCENARIOS:
+        ratio = (ring_bytes(1, gpus) / bw) / (6 * TOKENS_PER_GPU / GPU_FLOPS)
+        crossover_tokens = ring_bytes(1, gpus) * GPU_FLOPS / (6 * bw)
+        above_floor = STEP_FLOOR_S * bw / ring_bytes(1, gpus)
+        print(f"{name}: all-reduce / compute = {ratio:.2f} at any model size; communication exceeds compute below "
+              f"{crossover_tokens:,.0f} tokens per GPU per step; it exceeds a {1e3 * STEP_FLOOR_S:.0f} ms "
+              f"launch-bound step from {above_floor / 1e6:,.1f}M parameters")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", choices=list(CONFIGS), action="append", help="default: all three")
     parser.add_argument("--steps", type=int, help="timed steps (default: 20 tiny, 10 small, 5 base)")
+    parser.add_argument("--on-paper", action="store_true", help="print the 8- and 64-GPU estimates and stop")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="25MB", choices=list(MODES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args.steps, args.mode)
+    if args.on_paper:
+        return on_paper()
     print(f"load before: {os.getloadavg()}")
     print("| config | params | processes | buckets | step ms | tokens/s | all-reduce ms (share) | efficiency |")
     print("|---|---|---|---|---|---|---|---|")
