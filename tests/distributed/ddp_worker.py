@@ -6,6 +6,7 @@ import numpy as np
 
 import minigrad
 import minigrad.distributed as dist
+import nn
 from nn.parallel import DistributedDataParallel
 from transformer.data import make_batches
 from transformer.distributed_training import Ranks
@@ -85,5 +86,34 @@ for cap, accumulate in ((25.0, False), (0.001, False), (0.02, False), (25.0, Tru
     assert gathered[0].item() == gathered[1].item(), "ranks hold different models"
     if rank == 0:
         print(f"bucket_cap_mb={cap}: {len(buckets)} bucket(s), no_sync={accumulate}: max |difference| {worst:.2e}")
+
+
+class HalfUsed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.used, self.unused = nn.Linear(3, 3), nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+# a parameter left out of the loss: its bucket never completes, and the next forward says so
+ddp = DistributedDataParallel(HalfUsed(), bucket_cap_mb=1e-5)      # one bucket per parameter
+ddp(minigrad.ones(2, 3)).sum().backward()
+try:
+    ddp(minigrad.ones(2, 3))
+    raise AssertionError("a forward after an incomplete reduction was allowed")
+except RuntimeError as error:
+    assert "did not give every parameter a gradient" in str(error), error
+
+# no_sync is decided by the forward, as in torch: a forward inside it gives a local-only backward
+ddp = DistributedDataParallel(nn.Linear(3, 1))
+with ddp.no_sync():
+    out = ddp(minigrad.full((2, 3), float(rank + 1)))
+out.sum().backward()
+np.testing.assert_allclose(ddp.module.weight.grad.numpy(), np.full((1, 3), 2.0 * (rank + 1)))   # not averaged
+ddp.module.weight.grad = None
+ddp(minigrad.full((2, 3), float(rank + 1))).sum().backward()
+np.testing.assert_allclose(ddp.module.weight.grad.numpy(), np.full((1, 3), 2.0 * (size + 1) / 2))   # averaged
 if rank == 0:
     print("ddp ok")
