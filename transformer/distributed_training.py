@@ -91,6 +91,8 @@ class Ranks:
         from nn.parallel import DistributedDataParallel
 
         self.wrapped = DistributedDataParallel(model, broadcast_buffers=False)
+        if self.rank > 0:   # dropout masks of their own: a seed drawn from the shared state, plus the rank
+            minigrad.manual_seed(int(minigrad.randint(0, 2 ** 31, (1,)).item()) + self.rank)
         return self.wrapped
 
     def forward(self, model, *inputs):

@@ -70,11 +70,10 @@ class NCCLCarrier:
                    ReduceOp.AVG: getattr(self.nccl, "NCCL_AVG", self.nccl.NCCL_SUM)}[op]
         self.communicator.allReduce(array.data.ptr, array.data.ptr, array.size, self._dtype(array), nccl_op, stream)
         size = self.size
-        finish = None
-        if op is ReduceOp.AVG and not native_avg:      # NCCL before 2.10: the sum, divided on the GPU
-            def finish():
-                array[...] /= size
-        return self._queued("all_reduce", finish)
+
+        def divide():                                   # NCCL before 2.10: the sum, divided on the GPU
+            array[...] /= size
+        return self._queued("all_reduce", divide if op is ReduceOp.AVG and not native_avg else None)
 
     def broadcast(self, array, src: int) -> Work:
         array = self._contiguous(array, "broadcast")
