@@ -45,18 +45,28 @@ class RecordingNccl:
 
 
 class RecordingCuda:
-    """Stands in for cupy.cuda: one stream whose waits are recorded."""
+    """Stands in for cupy.cuda: the current stream (ptr 4242) and streams made by Stream() (5151),
+    whose event waits are recorded."""
 
     def __init__(self, log):
-        self.stream = SimpleNamespace(ptr=4242, waited=[], wait_event=lambda event: self.stream.waited.append(event),
-                                      synchronize=lambda: log.append(("synchronize",)))
+        def stream(ptr):
+            made = SimpleNamespace(ptr=ptr, waited=[], synchronize=lambda: log.append(("synchronize", ptr)))
+            made.wait_event = lambda event: made.waited.append(event)
+            return made
+
+        def event(disable_timing):
+            made = SimpleNamespace(done=True, recorded_on=None)
+            made.record = lambda on: (setattr(made, "recorded_on", on.ptr), log.append(("record", on.ptr)))
+            return made
+        self.current = stream(4242)
+        self.Stream = lambda non_blocking: stream(5151)
+        self.Event = event
         self.runtime = SimpleNamespace(getDeviceCount=lambda: 2)
         self.used = []
         self.Device = lambda index: SimpleNamespace(use=lambda: self.used.append(index))
-        self.Event = lambda disable_timing: SimpleNamespace(record=lambda stream: log.append(("record", stream.ptr)))
 
     def get_current_stream(self):
-        return self.stream
+        return self.current
 
 
 class OneRankMpi:
@@ -109,14 +119,17 @@ def test_connect_takes_the_ranks_gpu_and_sends_nccls_id_over_mpi_as_bytes(carrie
     assert nccl.calls[-1] == ("communicator", 2, tuple(range(-64, 64)), 0)
 
 
-def test_all_reduce_runs_on_device_pointers_and_the_gpu_waits(carrier):
+def test_all_reduce_runs_on_device_pointers_on_its_own_stream_and_the_gpu_waits(carrier):
     made, nccl, cuda, _ = carrier
     array = DeviceArray(nccl, np.arange(6, dtype=np.float32))
     work = made.all_reduce(array, ReduceOp.SUM)
-    assert ("allReduce", array.data.ptr, array.data.ptr, 6, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, 4242) in nccl.calls
-    assert ("record", 4242) in nccl.calls and cuda.stream.waited == []
-    work.wait()
-    assert len(cuda.stream.waited) == 1                          # the stream waits for the event, not the host
+    assert ("allReduce", array.data.ptr, array.data.ptr, 6, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, 5151) in nccl.calls
+    ready = made.stream.waited[-1]
+    assert ready.recorded_on == 4242          # the collective starts after what the current stream queued
+    assert cuda.current.waited == []          # ... and the current stream goes on meanwhile
+    assert work.wait() and work.is_completed()
+    assert [e.recorded_on for e in cuda.current.waited] == [5151]   # the stream waits for the end, not the host
+    assert ("synchronize", 4242) not in nccl.calls and ("synchronize", 5151) not in nccl.calls
     np.testing.assert_array_equal(array.values, 2 * np.arange(6))
 
 
@@ -163,3 +176,16 @@ def test_collectives_over_real_nccl():
     result = mpi_launch.run(ranks, str(mpi_launch.ROOT / "tests" / "distributed" / "nccl_worker.py"), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "nccl ok" in result.stdout
+
+
+def test_a_work_the_gpu_waits_for_returns_at_once_and_a_host_wait_times_out(capsys):
+    from minigrad.distributed import Work
+
+    finished = []
+    on_gpu = Work(lambda: False, lambda: finished.append(1), "all_reduce", timeout=0.01, host_waits=False)
+    assert not on_gpu.is_completed()
+    assert on_gpu.wait() and finished == [1] and on_gpu.is_completed()
+    on_host = Work(lambda: False, None, "broadcast", timeout=0.01)
+    with pytest.raises(SystemExit):
+        on_host.wait()
+    assert "waited more than 0.01 s for broadcast" in capsys.readouterr().err

@@ -1,9 +1,10 @@
 """Collectives over NCCL between NVIDIA GPUs, through CuPy's bindings (cupy.cuda.nccl).
 
 NCCL reads and writes device memory directly (NVLink, PCIe, InfiniBand with GPUDirect): the data
-never passes through the host. Every call is queued on the current CUDA stream, after the kernels
-that computed the gradient and before those that will read the result, so the host does not wait
-either; a Work's wait() makes the current stream wait for the collective's event.
+never passes through the host, and the host does not wait for it either. Every collective runs on a
+stream of its own, after the kernels already queued on the current stream (an event), so it can
+overlap the kernels queued after it (the rest of backward); a Work's wait() makes the current stream
+wait for the collective's end (another event) and returns at once.
 
 NCCL needs one id shared by all ranks before it can connect them: rank 0 asks NCCL for it and MPI
 broadcasts its 128 bytes, once. Tensors in host memory still go through MPI (the MPI carrier).
@@ -37,6 +38,7 @@ class NCCLCarrier:
         self.mpi_comm.Bcast(unique_id, root=0)            # a bytes buffer: no pickling
         signed = tuple(value - 256 if value > 127 else value for value in unique_id)   # NCCL's char[128]
         self.communicator = self.nccl.NcclCommunicator(self.size, signed, self.rank)
+        self.stream = self.cuda.Stream(non_blocking=True)      # the collectives' own stream
 
     def _dtype(self, array):
         code = getattr(self.nccl, f"NCCL_{array.dtype.name.upper()}", None)
@@ -44,17 +46,23 @@ class NCCLCarrier:
             raise TypeError(f"NCCL cannot carry {array.dtype} tensors")
         return code
 
+    def _start(self) -> int:
+        """The collectives' stream, made to wait for what the current stream has queued so far."""
+        ready = self.cuda.Event(disable_timing=True)
+        ready.record(self.cuda.get_current_stream())
+        self.stream.wait_event(ready)
+        return self.stream.ptr
+
     def _queued(self, what, finish=None) -> Work:
-        """A Work for what was just queued on the current stream."""
-        stream = self.cuda.get_current_stream()
-        event = self.cuda.Event(disable_timing=True)
-        event.record(stream)
+        """A Work for what was just queued on the collectives' stream."""
+        done = self.cuda.Event(disable_timing=True)
+        done.record(self.stream)
 
         def wait_then_finish():
-            self.cuda.get_current_stream().wait_event(event)   # the GPU waits, not the host
+            self.cuda.get_current_stream().wait_event(done)   # the GPU waits, not the host
             if finish is not None:
-                finish()
-        return Work(lambda: True, wait_then_finish, what, self.timeout)
+                finish()                                       # queued on the current stream, after the wait
+        return Work(lambda: done.done, wait_then_finish, what, self.timeout, host_waits=False)
 
     def _contiguous(self, array, what):
         if not array.flags.c_contiguous:
@@ -63,7 +71,7 @@ class NCCLCarrier:
 
     def all_reduce(self, array, op: ReduceOp) -> Work:
         array = self._contiguous(array, "all_reduce")
-        stream = self.cuda.get_current_stream().ptr
+        stream = self._start()
         native_avg = op is ReduceOp.AVG and hasattr(self.nccl, "NCCL_AVG")
         nccl_op = {ReduceOp.SUM: self.nccl.NCCL_SUM, ReduceOp.PRODUCT: self.nccl.NCCL_PROD,
                    ReduceOp.MIN: self.nccl.NCCL_MIN, ReduceOp.MAX: self.nccl.NCCL_MAX,
@@ -77,15 +85,14 @@ class NCCLCarrier:
 
     def broadcast(self, array, src: int) -> Work:
         array = self._contiguous(array, "broadcast")
-        self.communicator.bcast(array.data.ptr, array.size, self._dtype(array), src,
-                                self.cuda.get_current_stream().ptr)
+        self.communicator.bcast(array.data.ptr, array.size, self._dtype(array), src, self._start())
         return self._queued("broadcast")
 
     def all_gather(self, outputs, array, gathered) -> Work:
         """Sizes may differ per rank: one broadcast from every rank into its part of `gathered`, in one
         NCCL group (so they run together)."""
         array = self._contiguous(array, "all_gather")
-        stream = self.cuda.get_current_stream().ptr
+        stream = self._start()
         counts = [out.size for out in outputs]
         offsets = [sum(counts[:i]) for i in range(len(counts))]
         dtype = self._dtype(array)
@@ -102,7 +109,8 @@ class NCCLCarrier:
         return self._queued("all_gather", finish)
 
     def barrier(self) -> Work:
-        self.cuda.get_current_stream().synchronize()      # the queued collectives first, then MPI's barrier
+        self.cuda.get_current_stream().synchronize()      # what is queued first, then MPI's barrier
+        self.stream.synchronize()
         request = self.mpi_comm.Ibarrier()
         return Work(request.Test, None, "barrier", self.timeout)
 

@@ -32,8 +32,9 @@ class Work:
     """A collective in flight (what `async_op=True` returns). wait() returns once the result is in
     the tensor; a wait longer than the process group's timeout ends every rank (see _abort)."""
 
-    def __init__(self, test, finish=None, what="collective", timeout=None):
+    def __init__(self, test, finish=None, what="collective", timeout=None, host_waits=True):
         self._test, self._finish, self.what, self._timeout = test, finish, what, timeout
+        self._host_waits = host_waits     # False for NCCL: wait() makes the GPU wait, and returns at once
         self._done = False
 
     def is_completed(self) -> bool:
@@ -45,11 +46,14 @@ class Work:
     def wait(self, timeout=None) -> bool:
         if self._done:
             return True
+        if not self._host_waits:
+            self._complete()
+            return True
         limit = _seconds(timeout if timeout is not None else self._timeout)
         deadline = time.monotonic() + limit
         while not self._test():      # MPI's own wait polls as well; polling here lets a wait time out
             if time.monotonic() > deadline:
-                _abort(f"rank {get_rank()} waited more than {limit:.0f} s for {self.what}: another rank has "
+                _abort(f"rank {get_rank()} waited more than {limit:g} s for {self.what}: another rank has "
                        "probably died or stopped; ending every rank")
         self._complete()
         return True
