@@ -166,7 +166,7 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
     device = check_device(settings["device"])
     minigrad.manual_seed(settings["seed"])
     corpus = prepare_corpus(settings)
-    stream = ranks.sharded(BatchStream(corpus, ranks.global_batch_size(settings), settings["seed"]))
+    stream = ranks.sharded(BatchStream(corpus, ranks.global_batch_size(settings, saved_state), settings["seed"]))
     total_steps = settings["steps"] or math.ceil(settings["epochs"] * stream.batches_per_epoch())
     if settings["epochs"] is not None:
         total_steps = min(total_steps, math.ceil(settings["epochs"] * stream.batches_per_epoch()))

@@ -126,6 +126,18 @@ def test_sigterm_to_one_rank_stops_every_rank_with_rank_0s_checkpoint(tmp_path):
 
 
 @needs_mpi
+def test_an_error_on_rank_0_alone_ends_every_rank(tmp_path):
+    """Rank 0 alone claims the run directory; when it refuses, the other rank must not wait forever."""
+    first, out = _train(tmp_path, 1, "taken", "--batch-size", "4", "--steps", "1")
+    assert first.returncode == 0, first.stderr
+    started = time.monotonic()
+    second, _ = _train(tmp_path, 2, "taken", "--batch-size", "4", "--steps", "1", timeout=120)
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert "already holds a run" in second.stderr
+    assert time.monotonic() - started < 60
+
+
+@needs_mpi
 def test_a_killed_rank_ends_the_job(tmp_path):
     command = mpi_launch.mpirun_command(2, *(TRAIN + ["--out", str(tmp_path / "killed"), "--batch-size", "4",
                                                         "--steps", "100000", "--time-budget", "120"]))
@@ -175,6 +187,14 @@ def test_one_process_ranks_change_nothing():
     batch = _batch([3, 2])
     assert ranks.shard(batch, 0) is batch and ranks.any(True) and not ranks.any(False)
     assert ranks.global_batch_size({"batch_size": 7}) == 7
+
+
+def test_pairs_per_step_are_per_rank_for_a_new_run_and_the_checkpoints_on_resume(capsys):
+    assert Ranks(0, 4).global_batch_size({"batch_size": 8}) == 32
+    resumed = {"batch_size": 8, "global_batch_size": 32}
+    assert Ranks(0, 2).global_batch_size(resumed, {"step": 3}) == 32     # 16 a rank now, said in a note
+    assert "each now takes about 16" in capsys.readouterr().out
+    assert Ranks(0, 2).global_batch_size({"batch_size": 8}, {"step": 3}) == 8   # an older checkpoint: 1 process
 
 
 def test_not_launched_by_mpirun_means_one_rank(monkeypatch):

@@ -179,11 +179,12 @@ class Ranks:
             return TrainingLog(run_dir, total_steps, first_step, show_progress)
         return QuietLog(run_dir, total_steps, first_step, False)
 
-    def global_batch_size(self, settings: dict) -> int:
+    def global_batch_size(self, settings: dict, saved_state: dict | None = None) -> int:
         """Pairs per step over all ranks: --batch-size (per rank) x ranks for a new run; a resumed run
-        keeps its checkpoint's, whatever the number of ranks now, so it goes on exactly."""
+        keeps its checkpoint's, whatever the number of ranks now, so it goes on exactly (a checkpoint
+        from before there were ranks was a single process's: --batch-size pairs a step)."""
         if "global_batch_size" not in settings:
-            settings["global_batch_size"] = settings["batch_size"] * self.size
+            settings["global_batch_size"] = settings["batch_size"] * (1 if saved_state else self.size)
         total = settings["global_batch_size"]
         if total != settings["batch_size"] * self.size:
             print(f"note: this run trains on {total} pairs a step (--batch-size {settings['batch_size']} per rank "
