@@ -37,9 +37,9 @@ from .run_log import TrainingLog
 
 _stop_agreed = False   # set once every rank has agreed to stop (a signal's exit code is then no error)
 
-# What MPI launchers put in the environment of the processes they start: Open MPI, MPICH/Hydra and
-# PMIx-based launchers (srun too).
-_LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+# The world size that MPI launchers put in the environment of the processes they start: Open MPI's
+# mpirun, and the PMI launchers (MPICH's and Intel MPI's mpiexec, srun --mpi=pmi2).
+_LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 
 
 def launched_ranks() -> int:
