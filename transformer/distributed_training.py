@@ -143,12 +143,6 @@ class Ranks:
             return bool(flag)
         return self._summed([1.0 if flag else 0.0])[0] > 0
 
-    def barrier(self):
-        if self.size > 1:
-            import minigrad.distributed as dist
-
-            dist.barrier()
-
     def pids(self) -> list[int]:
         """Every rank's process id, in rank order (for `kill -TERM` of one of them)."""
         if self.size == 1:
@@ -158,13 +152,6 @@ class Ranks:
         outputs = [minigrad.zeros(1, dtype=minigrad.int64) for _ in range(self.size)]
         dist.all_gather(outputs, minigrad.tensor([os.getpid()], dtype=minigrad.int64))
         return [int(out.item()) for out in outputs]
-
-    def exit_code(self, code: int, agreed: bool = False) -> int:
-        """The process's exit code. An error that not every rank shares (code != 0, not `agreed` by all)
-        ends the other ranks through MPI Abort rather than leaving them waiting."""
-        if self.size > 1 and code != 0 and not agreed:
-            _abort(code)
-        return code
 
     # -- what train.py's run asks of the ranks beyond the step --------------------------------------
     def claim(self, claim_run_directory, path, resumed_from, overwrite: bool):
