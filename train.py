@@ -55,6 +55,7 @@ from transformer.commands import (add_evaluate_flags, add_export_flags, add_tran
 from transformer.corpus import Corpus, prepare_corpus
 from transformer.data import DataError
 from transformer.device_check import check_device
+from transformer.distributed_training import Ranks, exit_code
 from transformer.divergence import DivergenceGuard, Diverged, check_finite, divergence_advice
 from transformer.errors import UsageError
 from transformer.interrupt import StopOnInterrupt
@@ -62,7 +63,7 @@ from transformer.losses import token_losses
 from transformer.model import Transformer
 from transformer.optimizer import build_optimizer, schedule_notes
 from transformer.run_directory import RunDirectory, claim_run_directory
-from transformer.run_log import TrainingLog, append_records
+from transformer.run_log import append_records
 from transformer.run_pictures import draw_pictures
 from transformer.run_settings import TRAIN_DEFAULTS, add_train_flags, check_steps_left, resolve_train_settings
 from transformer.scoring import format_scores, print_examples, score_pairs
@@ -116,24 +117,25 @@ def model_config(settings: dict, corpus: Corpus) -> dict:
 
 # -- train -----------------------------------------------------------------------------------------
 
-def train_step(model, batch, optimizer, schedule, settings, device, guard, step) -> dict | None:
+def train_step(model, batch, optimizer, schedule, settings, device, guard, step, ranks=Ranks()) -> dict | None:
     """The update after `step` updates; None when the guard skips it (loss or gradient norm not finite)."""
     src, tgt_in, tgt_out = batch_tensors(batch, device)
-    logits = model(src, tgt_in)
+    logits = ranks.forward(model, src, tgt_in)
     loss, nll, correct = token_losses(logits, tgt_out, model.pad_id, settings["label_smoothing"])
     optimizer.zero_grad()
-    loss.backward()
+    loss, nll, correct, tokens = ranks.backward(loss, nll, correct, batch.n_tokens)  # all ranks': 1 process's update
     grad_norm = minigrad.optim.clip_grad_norm_(model.parameters(), settings["clip"] or math.inf)  # --clip 0: norm only
     if not guard.allows_update(step, loss, grad_norm):      # one host read a step; raises Diverged
         return None
     lr = schedule.get_last_lr()[0]       # the rate this update uses
     optimizer.step()
     schedule.step()
-    return {"loss": loss.detach(), "nll": nll, "correct": correct, "lr": lr, "tokens": batch.n_tokens}
+    return {"loss": loss.detach(), "nll": nll, "correct": correct, "lr": lr, "tokens": tokens}
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Claim the run directory (a resumed run: its checkpoint's, unless --out), then train in it."""
+    ranks = Ranks.join(args)             # under mpirun -n N: one of N processes; rank 0 alone writes
     resume = None
     if args.resume is not None:
         resume = checkpoint_path(args.resume or args.out or default_run_dir(args.task or TRAIN_DEFAULTS["task"],
@@ -141,20 +143,20 @@ def run_train(args: argparse.Namespace) -> int:
     settings = resolve_train_settings(vars(args), None) if resume is None else None   # checked before writing
     run_dir = Path(args.out) if args.out else resume.parent if resume else default_run_dir(settings["task"],
                                                                                             settings["data"])
-    with claim_run_directory(run_dir, resume, bool(args.overwrite)) as run_directory:
+    with ranks.claim(claim_run_directory, run_dir, resume, bool(args.overwrite)) as run_directory:
         saved_state = load_checkpoint(resume) if resume else None
         if saved_state:
             settings = resolve_train_settings(vars(args), saved_state["settings"])
         settings["out"] = str(run_dir)
-        return train_in(run_directory, settings, saved_state)
+        return train_in(run_directory, settings, saved_state, ranks)
 
 
-def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | None) -> int:
+def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | None, ranks=Ranks()) -> int:
     run_dir, checkpoint = run_directory.path, run_directory.checkpoint
     device = check_device(settings["device"])
     minigrad.manual_seed(settings["seed"])
     corpus = prepare_corpus(settings, saved_state["tokenizers"] if saved_state else None)
-    stream = BatchStream(corpus, settings["batch_size"], settings["seed"])
+    stream = ranks.sharded(BatchStream(corpus, ranks.global_batch_size(settings, saved_state), settings["seed"]))
     total_steps = settings["steps"] or math.inf        # neither: --time-budget alone ends the run
     if settings["epochs"] is not None:
         total_steps = min(total_steps, math.ceil(settings["epochs"] * stream.batches_per_epoch()))
@@ -180,23 +182,25 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
         print(note)
     saved_step = step if run_directory.continues_its_own_run() else None
     run_directory.begin(step)
-    if saved_state and (note := validation.find_best_file(run_dir, saved_state["path"])):
+    if saved_state and ranks.main and (note := validation.find_best_file(run_dir, saved_state["path"])):
         print(note)
 
     def save(path=checkpoint):    # never a model that is not finite; a signal waits until the file is whole
         nonlocal saved_step
         check_finite(step, model=model.state_dict(), optimizer=optimizer.state_dict())
         with interrupt.deferred():
-            save_checkpoint(path, model, optimizer, schedule, corpus, settings, step, stream, validation.state_dict())
+            if ranks.main:
+                save_checkpoint(path, model, optimizer, schedule, corpus, settings, step, stream,
+                                validation.state_dict())
         saved_step = step if path == checkpoint else saved_step
 
     def validate():     # the losses and greedy scores of held-out pairs; best.ckpt when they are the best yet
-        if validation.enabled:
+        if validation.enabled and ranks.main:
             log.valid(record := validation.evaluate(model, step))
             if record["best"]:
                 save(run_dir / BEST_NAME)
 
-    log = TrainingLog(run_dir, None if total_steps == math.inf else total_steps, step, settings["progress"])
+    log = ranks.training_log(run_dir, None if total_steps == math.inf else total_steps, step, settings["progress"])
     guard = DivergenceGuard(report=log.note)
     stop_reason = "step limit"
     lr = schedule.get_last_lr()[0]
@@ -208,12 +212,12 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
                     break
                 if step >= total_steps:
                     break
-                if log.elapsed() > settings["time_budget"]:
+                if ranks.any(log.elapsed() > settings["time_budget"]):
                     stop_reason = f"time budget of {settings['time_budget']:.0f} s"
                     break
-                if interrupt.requested:
+                if ranks.stop_requested(interrupt):
                     break
-                result = train_step(model, stream.next(), optimizer, schedule, settings, device, guard, step)
+                result = train_step(model, stream.next(), optimizer, schedule, settings, device, guard, step, ranks)
                 if result is None:     # skipped: no update, not counted
                     continue
                 step += 1
@@ -223,7 +227,7 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
                     log.train(step, stream.epochs_done, lr)
                 if settings["eval_every"] and step % settings["eval_every"] == 0:
                     validate()
-                    if validation.out_of_patience():
+                    if ranks.any(ranks.main and validation.out_of_patience()):   # rank 0 validates; all stop
                         stop_reason = validation.stop_reason()
                         break
                 if settings["save_every"] and step % settings["save_every"] == 0:
@@ -248,6 +252,8 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
                   f"resume with: python train.py --resume {run_dir}", file=sys.stderr)
             return interrupt.exit_code
     log.close()
+    if not ranks.main:
+        return 0
     train_seconds = log.elapsed()
     print(f"stopped after step {step} ({stop_reason}) in {train_seconds:.0f} s; checkpoint saved to {checkpoint}")
     if validation.best_step is not None and validation.best_step != step:   # score the weights best.ckpt holds
@@ -291,4 +297,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_code(main()))

@@ -21,6 +21,7 @@ from . import functional  # noqa: F401,E402
 from . import viz  # noqa: F401,E402  (minigrad.viz.to_dot / render: draw a graph)
 from . import optim  # noqa: F401,E402
 from . import utils  # noqa: F401,E402  (minigrad.utils.data: Dataset, DataLoader)
+from . import distributed  # noqa: F401,E402  (imports no MPI until init_process_group)
 from .serialization import CheckpointError, load, save  # noqa: F401,E402
 
 bool = bool_  # noqa: A001  (minigrad.bool, like torch.bool)

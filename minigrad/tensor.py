@@ -240,6 +240,13 @@ class Tensor:
 
         return register_tensor_hook(self, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call hook(self) after a backward has added this leaf's gradient into .grad (as soon as
+        it is whole, while the rest of the backward goes on). Returns a removable handle."""
+        from .autograd.hooks import register_post_accumulate_grad_hook
+
+        return register_post_accumulate_grad_hook(self, hook)
+
     # -- autograd ----------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (see minigrad.autograd)."""

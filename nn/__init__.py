@@ -1,5 +1,6 @@
 """nn: layers built on minigrad, with PyTorch's names, layouts and defaults."""
 from . import init  # noqa: F401
+from . import parallel  # noqa: F401  (nn.parallel.DistributedDataParallel)
 from . import utils  # noqa: F401
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .layers import (GELU, Dropout, Embedding, Identity, LayerNorm, Linear, MultiheadAttention, ReLU, RMSNorm,

@@ -261,6 +261,15 @@ class Batch:
     tgt_out: np.ndarray  # (B, T) target + <eos>, padded
     n_tokens: int        # non-pad tokens in tgt_out: what a per-token loss is averaged over
 
+    def rows(self, start: int, stop: int, pad_id: int) -> "Batch":
+        """Rows start..stop of the batch, their target tokens counted without padding: one rank's
+        share in data-parallel training. No rows (fewer rows than ranks, in an epoch's last batch)
+        give one row whose targets are all padding, so it counts for nothing."""
+        if start >= stop:
+            return Batch(self.src[:1], self.tgt_in[:1], np.full_like(self.tgt_out[:1], pad_id), 0)
+        tgt_out = self.tgt_out[start:stop]
+        return Batch(self.src[start:stop], self.tgt_in[start:stop], tgt_out, int((tgt_out != pad_id).sum()))
+
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> np.ndarray:
     """(B, max_len) int64 array, each row a sequence followed by pad_id."""

@@ -75,7 +75,7 @@ def add_train_flags(parser: argparse.ArgumentParser):
     flag("--norm-first", action="store_true", help="pre-LN layers instead of the paper's post-LN")
 
     group = parser.add_argument_group("training")
-    flag("--batch-size", type=int, help="sentence pairs per step")
+    flag("--batch-size", type=int, help="sentence pairs per step (per process under mpirun -n N)")
     flag("--steps", type=int, help=f"total optimizer steps, counting those before a resume (default: "
                                    f"{DEFAULT_STEPS} unless --epochs or --time-budget is given)")
     flag("--epochs", type=float, help="stop after this many passes over the training pairs")

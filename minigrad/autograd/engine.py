@@ -17,9 +17,10 @@ from .torch_style import OutputGrads
 
 
 # -- the backward pass ---------------------------------------------------------------------
-def _topological_dependencies(roots, needed=None):
+def _topological_dependencies(roots, needed=None, leaf_uses=None):
     """For every node reachable from the roots: how many reachable nodes feed it a gradient.
-    With `needed`, the walk does not go below nodes outside it.
+    With `needed`, the walk does not go below nodes outside it. With `leaf_uses` (a dict), it also
+    counts there how many reachable nodes feed each leaf.
 
     Iterative (an explicit stack), so a chain of 100,000 ops needs no recursion.
     """
@@ -33,6 +34,8 @@ def _topological_dependencies(roots, needed=None):
                 if edge not in seen:
                     seen.add(edge)
                     stack.append(edge)
+            elif leaf_uses is not None and edge is not None:
+                leaf_uses[edge] = leaf_uses.get(edge, 0) + 1
     return dependencies
 
 
@@ -76,7 +79,10 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None, thro
         pending[node] = _accumulate(pending.get(node), grad)
 
     needed = _nodes_leading_to(capture, roots, through_capture) if capture is not None else None
-    dependencies = _topological_dependencies(roots, needed)
+    # With post-accumulate-grad hooks about (DistributedDataParallel's), a leaf's gradient goes into
+    # .grad as soon as the last node feeding it has run, so that its hooks run during the pass.
+    leaf_uses = {} if capture is None and _hooks.post_accumulate_hooks else None
+    dependencies = _topological_dependencies(roots, needed, leaf_uses)
     ready = [node for node in roots if dependencies.get(node, 0) == 0]
     use_arrays = not create_graph and not _grad_mode._reference_mode  # the engine picks the path, not the op
     anomaly = _anomaly_mode._enabled  # detect_anomaly(): check what every backward returns
@@ -110,16 +116,29 @@ def _run_backward(tensors, grads, retain_graph, create_graph, capture=None, thro
                             _skip_subgraph(edge, dependencies, pending, ready, needed)
                 elif input_grad is not None:
                     leaf_grads[edge] = _accumulate(leaf_grads.get(edge), input_grad)
+                if leaf_uses is not None and not isinstance(edge, Function):
+                    leaf_uses[edge] -= 1
+                    if leaf_uses[edge] == 0 and edge in leaf_grads:   # its gradient is whole
+                        _finish_leaf(edge, leaf_grads.pop(edge), create_graph)
 
     hooked_leaves = _hooks.leaf_hooks  # usually empty: no lookup per leaf
     for leaf, grad in leaf_grads.items():
-        if hooked_leaves:
-            grad = _run_leaf_hooks(leaf, grad, create_graph)
         if capture is not None:
+            if hooked_leaves:
+                grad = _run_leaf_hooks(leaf, grad, create_graph)
             if leaf in capture:
                 capture[leaf] = _accumulate(capture[leaf], grad)
             continue
-        _accumulate_into_leaf(leaf, grad, create_graph)
+        _finish_leaf(leaf, grad, create_graph)
+
+
+def _finish_leaf(leaf, grad, create_graph):
+    """A leaf's whole gradient of this pass: through its hooks, into .grad, then its post-accumulate hooks."""
+    if _hooks.leaf_hooks:
+        grad = _run_leaf_hooks(leaf, grad, create_graph)
+    _accumulate_into_leaf(leaf, grad, create_graph)
+    if _hooks.post_accumulate_hooks:
+        _hooks.run_post_accumulate_hooks(leaf)
 
 
 def _run_leaf_hooks(leaf, grad, create_graph):

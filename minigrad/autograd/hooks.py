@@ -12,6 +12,8 @@ value (in PyTorch too it always runs last). `minigrad.grad()` returns the hooked
 When no hook is registered they cost one None check per node (a node's `_grad_hooks`) and one
 check of an empty dict per backward (for leaves).
 
+    handle = leaf.register_post_accumulate_grad_hook(fn)   # fn(leaf), once leaf.grad is whole
+
 nn.Module's hooks (register_forward_pre_hook, register_forward_hook, register_full_backward_hook)
 return the same handles; the backward ones run through `BackwardHook` below.
 """
@@ -114,6 +116,39 @@ def register_tensor_hook(tensor, hook):
     handle = RemovableHandle(hooks)
     hooks[handle.id] = hook
     return handle
+
+
+# -- post-accumulate-grad hooks: run once a leaf's .grad holds this backward's whole gradient --------
+# DistributedDataParallel starts a bucket's all-reduce from these while the rest of backward runs.
+# While any is registered, the engine adds a leaf's gradient into .grad as soon as the last node
+# that feeds it has run (see engine._run_backward), instead of after the whole pass.
+post_accumulate_hooks = {}  # id(leaf) -> (weak reference to the leaf, OrderedDict of fn(leaf))
+
+
+def register_post_accumulate_grad_hook(tensor, hook):
+    if tensor.grad_fn is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    if not tensor.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    entry = post_accumulate_hooks.get(id(tensor))
+    if entry is None or entry[0]() is not tensor:
+        entry = post_accumulate_hooks[id(tensor)] = (weakref.ref(tensor, _forget_post_hooks), OrderedDict())
+    handle = RemovableHandle(entry[1])
+    entry[1][handle.id] = hook
+    return handle
+
+
+def _forget_post_hooks(ref, table=post_accumulate_hooks):  # the table bound here: it may run at exit
+    for key, (entry_ref, _) in list(table.items()):
+        if entry_ref is ref:
+            del table[key]
+
+
+def run_post_accumulate_hooks(leaf):
+    entry = post_accumulate_hooks.get(id(leaf))
+    if entry is not None and entry[0]() is leaf:
+        for hook in tuple(entry[1].values()):
+            hook(leaf)
 
 
 # -- nn.Module's full backward hooks -------------------------------------------------------------

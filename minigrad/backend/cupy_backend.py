@@ -99,3 +99,21 @@ def cuda_is_available():
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:  # ImportError, or CUDA driver errors of many kinds
         return False
+
+
+
+def nccl_module():
+    """CuPy's NCCL bindings (cupy.cuda.nccl), or None when CuPy or its NCCL is missing."""
+    try:
+        from cupy.cuda import nccl
+
+        return nccl if getattr(nccl, "available", True) else None
+    except Exception:  # ImportError, or a CuPy built without NCCL
+        return None
+
+
+def cuda_runtime():
+    """cupy.cuda: devices, streams and events, for minigrad.distributed's NCCL collectives."""
+    import cupy
+
+    return cupy.cuda
