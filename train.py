@@ -7,6 +7,7 @@
     python train.py --resume runs/toy --steps 4000        # carry on where a run stopped
     python train.py translate --checkpoint runs/toy "the big dog sees a cat"
     python train.py evaluate --checkpoint runs/toy --beam 4
+    python train.py export --checkpoint runs/toy --out model.safetensors
 
 A run writes into its run directory (runs/<task> unless --out says otherwise), which belongs to
 that run alone (a new run there needs --overwrite; one process at a time holds its lock): last.ckpt
@@ -18,9 +19,9 @@ flag or file, 3 diverged (3 steps in a row whose loss or gradient was not finite
 checkpoint is kept), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
 The file reads top to bottom: command line, model, one training step, the training run (data,
-model, optimizer, the loop, evaluation), then the evaluate and translate commands. The pieces
-they use (settings, corpus, batch stream, losses, scoring, checkpoints, the metrics log) are
-modules of the transformer package.
+model, optimizer, the loop, evaluation); the evaluate, translate and export commands are in
+transformer/commands.py. The pieces they use (settings, corpus, batch stream, losses, scoring,
+checkpoints, the metrics log) are modules of the transformer package.
 """
 from __future__ import annotations
 
@@ -48,13 +49,14 @@ if __name__ == "__main__":
 
 import minigrad
 from transformer.batching import BatchStream, batch_tensors
-from transformer.checkpoint import checkpoint_path, load_checkpoint, restore_model, restore_training, save_checkpoint
-from transformer.corpus import Corpus, encode_sources, prepare_corpus, read_pairs, read_pairs_file
-from transformer.data import DataError, detokenize, tokenize
+from transformer.checkpoint import checkpoint_path, load_checkpoint, restore_training, save_checkpoint
+from transformer.commands import (add_evaluate_flags, add_export_flags, add_translate_flags, run_evaluate,
+                                  run_export, run_translate)
+from transformer.corpus import Corpus, prepare_corpus
+from transformer.data import DataError
 from transformer.device_check import check_device
 from transformer.divergence import DivergenceGuard, Diverged, check_finite, divergence_advice
 from transformer.errors import UsageError
-from transformer.flag_checks import check_flags
 from transformer.interrupt import StopOnInterrupt
 from transformer.losses import token_losses, validation_losses
 from transformer.model import Transformer
@@ -63,7 +65,7 @@ from transformer.run_directory import RunDirectory, claim_run_directory
 from transformer.run_log import TrainingLog, append_records
 from transformer.run_pictures import draw_pictures
 from transformer.run_settings import TRAIN_DEFAULTS, add_train_flags, check_steps_left, resolve_train_settings
-from transformer.scoring import format_scores, print_examples, score_pairs, translate_ids
+from transformer.scoring import format_scores, print_examples, score_pairs
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -80,34 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="train.py", description="Train (default), evaluate or use a Transformer translator.",
         epilog="`python train.py` alone trains on the built-in toy task. "
                "See `python train.py train --help` for every training flag.")
-    commands = parser.add_subparsers(dest="command", metavar="{train,evaluate,translate}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,evaluate,translate,export}")
 
     train = commands.add_parser("train", help="train a model (the default command)",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description=__doc__.split("\n\n")[0])
     add_train_flags(train)
-
-    evaluate = commands.add_parser("evaluate", help="score a checkpoint on held-out pairs or a file")
-    evaluate.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint file or run directory")
-    evaluate.add_argument("--data", metavar="FILE.tsv", help="pairs to score (default: the run's held-out pairs)")
-    evaluate.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines of --data")
-    evaluate.add_argument("--beam", type=int, help="beam width (default: greedy decoding)")
-    evaluate.add_argument("--limit", type=int, help="score only the first N pairs")
-    evaluate.add_argument("--examples", type=int, default=5, help="example translations printed (default: 5)")
-    evaluate.add_argument("--device", help="cpu or cuda (default: $MINIGRAD_DEVICE, else cpu)")
-    evaluate.add_argument("--decode-batch-size", type=int, default=250, help="sentences decoded at once")
-
-    translate = commands.add_parser("translate", help="translate sentences given as arguments or on stdin")
-    translate.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint file or run directory")
-    translate.add_argument("sentences", nargs="*", help="sentences (default: one per line from stdin)")
-    translate.add_argument("--beam", type=int, help="beam width (default: greedy decoding)")
-    translate.add_argument("--device", help="cpu or cuda (default: $MINIGRAD_DEVICE, else cpu)")
+    add_evaluate_flags(commands.add_parser("evaluate", help="score a checkpoint on held-out pairs or a file"))
+    add_translate_flags(commands.add_parser("translate", help="translate sentences given as arguments or on stdin"))
+    add_export_flags(commands.add_parser("export", help="write a checkpoint's model as a .safetensors file"))
     return parser
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """`train` is the default command: `train.py --steps 10` means `train.py train --steps 10`."""
-    if not argv or argv[0] not in ("train", "evaluate", "translate", "-h", "--help"):
+    if not argv or argv[0] not in ("train", "evaluate", "translate", "export", "-h", "--help"):
         argv = ["train"] + list(argv)
     return build_parser().parse_args(argv)
 
@@ -163,7 +152,7 @@ def train_in(run_directory: RunDirectory, settings: dict, saved_state: dict | No
     run_dir, checkpoint = run_directory.path, run_directory.checkpoint
     device = check_device(settings["device"])
     minigrad.manual_seed(settings["seed"])
-    corpus = prepare_corpus(settings)
+    corpus = prepare_corpus(settings, saved_state["tokenizers"] if saved_state else None)
     stream = BatchStream(corpus, settings["batch_size"], settings["seed"])
     total_steps = settings["steps"] or math.ceil(settings["epochs"] * stream.batches_per_epoch())
     if settings["epochs"] is not None:
@@ -282,56 +271,11 @@ def default_run_dir(task: str | None, data: str | None) -> Path:
     return Path("runs") / (Path(data).stem if data else task)
 
 
-# -- evaluate, translate ---------------------------------------------------------------------------
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    check_flags(vars(args))
-    device = check_device(args.device or minigrad.get_default_device())
-    state = load_checkpoint(args.checkpoint)
-    model, src_vocab, tgt_vocab = restore_model(state, device)
-    settings = state["settings"]
-    if args.data:
-        pairs = read_pairs_file(args.data, args.skip_bad_lines)
-        where = args.data
-    else:
-        pairs = read_pairs(settings)[1]
-        where = "the run's held-out pairs"
-        if not pairs:
-            raise UsageError("the run held out no pairs; pass --data FILE to score")
-    if args.limit:
-        pairs = pairs[:args.limit]
-    decoding = f"beam {args.beam}" if args.beam and args.beam > 1 else "greedy"
-    scores, hypotheses = score_pairs(model, pairs, src_vocab, tgt_vocab, settings["tokenizer"], device,
-                                     beam=args.beam, batch_size=args.decode_batch_size)
-    print(f"checkpoint {state['path']} (step {state['step']}), {where}, {decoding} decoding")
-    print_examples(pairs, hypotheses, args.examples, settings["tokenizer"])
-    print(format_scores(scores))
-    return 0
-
-
-def run_translate(args: argparse.Namespace) -> int:
-    check_flags(vars(args))
-    device = check_device(args.device or minigrad.get_default_device())
-    state = load_checkpoint(args.checkpoint)
-    model, src_vocab, tgt_vocab = restore_model(state, device)
-    kind = state["settings"]["tokenizer"]
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
-    texts = [s for s in sentences if s.strip()]
-    unknown = sorted({token for s in texts for token in tokenize(s, kind) if token not in src_vocab})
-    if unknown:
-        print(f"note: not in the training vocabulary, read as <unk>: {' '.join(unknown)}", file=sys.stderr)
-    outputs = translate_ids(model, encode_sources(texts, src_vocab, kind, model.max_len), tgt_vocab, device,
-                            beam=args.beam) if texts else []
-    translated = iter(detokenize(tgt_vocab.decode(ids), kind) for ids in outputs)
-    for sentence in sentences:
-        print(next(translated) if sentence.strip() else "")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
-        command = {"evaluate": run_evaluate, "translate": run_translate}.get(args.command, run_train)
+        command = {"evaluate": run_evaluate, "translate": run_translate, "export": run_export}.get(args.command,
+                                                                                                  run_train)
         return command(args)
     except (UsageError, DataError, minigrad.CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)

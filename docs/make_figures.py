@@ -153,7 +153,7 @@ class Tour:
     def __init__(self, model, src_vocab, tgt_vocab, sentence, tokenizer, reference, out_dir, head):
         self.model, self.src_vocab, self.tgt_vocab, self.out_dir = model, src_vocab, tgt_vocab, Path(out_dir)
         self.sentence, self.reference, self.head = sentence, reference, head
-        self.source_ids = encode_sources([sentence], src_vocab, tokenizer, model.max_len)[0]
+        self.source_ids = encode_sources([sentence], src_vocab, tokenizer, model.max_len, too_long="cut")[0]
         self.src = minigrad.tensor([self.source_ids])
         max_len = min(model.max_len - 1, 2 * len(self.source_ids) + 10)
         output_ids = greedy_decode(model, self.src, max_len, tgt_vocab.bos_id, tgt_vocab.eos_id)[0]
@@ -700,7 +700,7 @@ def pick_sentence(corpus, sentence):
         return sentence, dict(corpus.valid_pairs + corpus.train_pairs).get(sentence)
     pairs = corpus.valid_pairs or corpus.train_pairs
     for source, target in pairs:
-        if 6 <= len(tokenize(source, corpus.tokenizer)) <= 10:
+        if 6 <= len(tokenize(source, corpus.tokenizer.source)) <= 10:
             return source, target
     return pairs[0]
 
@@ -733,11 +733,11 @@ def make_figures(args, train_flags):
     started, cpu_started = time.perf_counter(), time.process_time()
     state = load_checkpoint(args.checkpoint)
     model, src_vocab, tgt_vocab = restore_model(state, DEVICE)
-    corpus = prepare_corpus(state["settings"])
+    corpus = prepare_corpus(state["settings"], state["tokenizers"])
     if corpus.src_vocab.to_list() != src_vocab.to_list() or corpus.tgt_vocab.to_list() != tgt_vocab.to_list():
         raise RuntimeError("the run's data no longer gives the checkpoint's vocabularies")
     sentence, reference = pick_sentence(corpus, args.sentence)
-    unknown = [t for t in tokenize(sentence, corpus.tokenizer) if t not in src_vocab]
+    unknown = [t for t in tokenize(sentence, corpus.tokenizer.source) if t not in src_vocab]
     if unknown:
         print(f"note: not in the training vocabulary, read as <unk>: {' '.join(unknown)}")
     if not 0 <= args.head < model.config["n_heads"]:

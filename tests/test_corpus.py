@@ -2,7 +2,8 @@
 settings, training pairs longer than --max-len left out, and source ids a model always accepts."""
 import pytest
 
-from transformer.corpus import DEFAULT_VALID_SIZE, encode_sources, prepare_corpus, read_pairs, read_pairs_file
+from transformer.corpus import (DEFAULT_VALID_SIZE, SourceTooLong, encode_sources, prepare_corpus, read_pairs,
+                                read_pairs_file)
 from transformer.data import DataError, Vocab, tokenize
 from transformer.errors import UsageError
 from transformer.run_settings import TRAIN_DEFAULTS
@@ -63,8 +64,24 @@ def test_held_out_ids_are_cut_to_the_model_length():
 
 def test_encode_sources_never_gives_an_empty_source():
     vocab = Vocab(["a", "b"])
-    assert encode_sources(["a b a", "", "b zzz"], vocab, "word", max_len=4) == [
-        [vocab.encode(["a"])[0], vocab.encode(["b"])[0]], [vocab.unk_id], [vocab.encode(["b"])[0], vocab.unk_id]]
+    a, b = vocab.encode(["a", "b"])
+    assert encode_sources(["a b", "", "b zzz"], vocab, "word", max_len=4) == [[a, b], [vocab.unk_id], [b, vocab.unk_id]]
+
+
+def test_a_source_too_long_for_the_model_is_never_cut_silently():
+    vocab = Vocab(["a", "b"])
+    a, b = vocab.encode(["a", "b"])
+    sentences = ["a b", "a b a", "b"]                   # the second has 3 tokens; max_len 4 leaves room for 2
+    with pytest.raises(SourceTooLong, match=r"^sentence 2 has 3 tokens, more than the 2 that the model takes "
+                                            r"\(its max_len 4, less <bos> and <eos>\)") as error:
+        encode_sources(sentences, vocab, "word", max_len=4)
+    assert (error.value.index, error.value.length, error.value.max_len) == (1, 3, 4)
+    assert isinstance(error.value, UsageError)            # train.py: one line, exit code 2
+    assert encode_sources(sentences, vocab, "word", max_len=4, too_long="skip") == [[a, b], None, [b]]
+    assert encode_sources(sentences, vocab, "word", max_len=4, too_long="cut") == [[a, b], [a, b], [b]]
+    assert encode_sources(sentences, vocab, "word", max_len=5) == [[a, b], [a, b, a], [b]]
+    with pytest.raises(ValueError, match="too_long"):
+        encode_sources(sentences, vocab, "word", max_len=4, too_long="truncate")
 
 
 def test_messages_name_the_command_line_flags(tmp_path):

@@ -1,9 +1,9 @@
 """A training run's checkpoint: one file with everything needed to resume exactly, or to translate.
 
-It holds the model, optimizer and schedule states, the vocabularies, the model's config, the run's
-settings, the batch stream's position and minigrad's random states, written with minigrad.save.
-Settings, data position and random states are stored as JSON text, because they hold None,
-booleans and 128-bit generator states.
+It holds the model, optimizer and schedule states, the vocabularies and tokenizers (BPE merges), the
+model's config, the run's settings, the batch stream's position and minigrad's random states,
+written with minigrad.save. Settings, tokenizers, data position and random states are stored as
+JSON text, because they hold None, booleans and 128-bit generator states.
 
 A checkpoint file is not trusted. minigrad.load refuses files that declare more than they hold;
 here the run's own entries are checked for their kinds, and the model's configuration for sane,
@@ -28,6 +28,7 @@ from .data import Vocab
 from .errors import UsageError
 from .layers import ACTIVATIONS
 from .model import Transformer
+from .tokenizers import TOKENIZER_KINDS, Tokenizers, kind_name, tokenizers_from_dict, tokenizers_to_dict
 
 CHECKPOINT_NAME = "last.ckpt"
 MAX_PARAMETERS = 10**9  # numbers a checkpoint's model may declare (4 GB in float32) unless the caller raises it
@@ -69,6 +70,7 @@ def _save_state(path, model, optimizer, schedule, corpus, settings, step, stream
         "step": step,
         "data_position": json.dumps(stream.state_dict()),
         "minigrad_rng": json.dumps(minigrad.get_rng_state()),
+        "tokenizers": json.dumps(tokenizers_to_dict(corpus.tokenizer)),
     }, str(path))
 
 
@@ -105,8 +107,31 @@ def load_checkpoint(path: str | Path, max_parameters: int = MAX_PARAMETERS) -> d
         if key != "minigrad_rng" and not isinstance(state[key], dict):
             raise UsageError(f"{path}: {key!r} should be a JSON object, not {type(state[key]).__name__}")
     state["path"] = path
+    state["tokenizers"] = _saved_tokenizers(state)
     _check_model(state, max_parameters)
     return state
+
+
+def _saved_tokenizers(state: dict) -> Tokenizers:
+    """The checkpoint's Tokenizers, checked against its settings' --tokenizer. A checkpoint written
+    before BPE existed has no "tokenizers" entry: its word or char kind is in the settings alone."""
+    path, kind = state["path"], state["settings"].get("tokenizer")
+    if kind not in TOKENIZER_KINDS:
+        raise UsageError(f"{path}: settings name tokenizer {kind!r:.40}, not one of {', '.join(TOKENIZER_KINDS)}")
+    if "tokenizers" not in state:
+        if kind == "bpe":
+            raise UsageError(f"{path}: a --tokenizer bpe run, but the checkpoint holds no BPE merges ('tokenizers')")
+        return Tokenizers(kind, kind)
+    try:
+        if not isinstance(state["tokenizers"], str):
+            raise ValueError(f"it should be JSON text, not {type(state['tokenizers']).__name__}")
+        tokenizers = tokenizers_from_dict(json.loads(state["tokenizers"]))
+    except (ValueError, RecursionError) as error:
+        raise UsageError(f"{path}: 'tokenizers' is malformed: {error}") from None
+    if any(kind_name(side) != kind for side in tokenizers):
+        raise UsageError(f"{path}: 'tokenizers' holds {'/'.join(map(kind_name, tokenizers))} tokenizers, but the "
+                         f"settings say --tokenizer {kind}")
+    return tokenizers
 
 
 def _entry_problem(state: dict):
@@ -254,6 +279,7 @@ def restore_training(state: dict, corpus: Corpus, model, optimizer, schedule, st
     """
     _check_schedule_state(state, schedule.state_dict())
     corpus.src_vocab, corpus.tgt_vocab = saved_vocabularies(state)
+    corpus.tokenizer = state["tokenizers"]
     _restoring(state, model.load_state_dict, state["model"])
     _restoring(state, optimizer.load_state_dict, state["optimizer"])
     schedule.load_state_dict(state["schedule"])

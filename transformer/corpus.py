@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .data import Vocab, load_tsv, split_pairs, tokenize
 from .errors import UsageError
+from .tokenizers import Tokenizers, learn_tokenizers, sides
 from .toy_tasks import make_task
 
 DEFAULT_VALID_SIZE = 1000      # built-in tasks; a data file holds out min(1000, 10%)
@@ -23,18 +24,51 @@ class Corpus:
     tgt_vocab: Vocab
     train_src: list          # id lists, no <bos>/<eos>
     train_tgt: list
-    tokenizer: str
+    tokenizer: Tokenizers    # each side's kind: "word", "char" or its BPE (tokenizers.py)
 
     def valid_ids(self, max_len: int) -> tuple[list, list]:
-        """(source, target) id lists of the held-out pairs, cut to fit a model of `max_len` tokens."""
-        sources = encode_sources([s for s, _ in self.valid_pairs], self.src_vocab, self.tokenizer, max_len)
-        targets = [self.tgt_vocab.encode(tokenize(t, self.tokenizer)[:max_len - 2]) for _, t in self.valid_pairs]
+        """(source, target) id lists of the held-out pairs, cut to fit a model of `max_len` tokens
+        (for the teacher-forced validation loss, where a cut pair still tells how well the model fits)."""
+        source, target = self.tokenizer
+        sources = encode_sources([s for s, _ in self.valid_pairs], self.src_vocab, source, max_len, too_long="cut")
+        targets = [self.tgt_vocab.encode(tokenize(t, target)[:max_len - 2]) for _, t in self.valid_pairs]
         return sources, targets
 
 
-def encode_sources(sentences, src_vocab: Vocab, kind: str, max_len: int) -> list:
-    """Source id lists a model of `max_len` tokens accepts: cut to fit, and never empty."""
-    return [src_vocab.encode(tokenize(s, kind)[:max_len - 2]) or [src_vocab.unk_id] for s in sentences]
+class SourceTooLong(UsageError):
+    """A source sentence with more tokens than the model has positions for; never cut silently."""
+
+    def __init__(self, index: int, length: int, max_len: int, name: str | None = None):
+        """`index` counts from 0 in the list given; `name` says which sentence for the user (default:
+        "sentence INDEX+1")."""
+        self.index, self.length, self.max_len = index, length, max_len
+        super().__init__(f"{name or f'sentence {index + 1}'} has {length} tokens, more than the {max_len - 2} that the model takes "
+                         f"(its max_len {max_len}, less <bos> and <eos>): split it into shorter sentences, or use a "
+                         f"model trained with a larger --max-len")
+
+
+def encode_sources(sentences, src_vocab: Vocab, kind, max_len: int, too_long: str = "error") -> list:
+    """Source id lists for a model of `max_len` tokens, never empty (an empty sentence is one <unk>).
+
+    A sentence longer than max_len - 2 tokens (the room training left for <bos>/<eos>) raises
+    SourceTooLong naming it with too_long="error"; is None in the result with "skip"; is cut to fit
+    with "cut". `kind` is the source side's: "word", "char", a BPE, or a Tokenizers pair.
+    """
+    if too_long not in ("error", "skip", "cut"):
+        raise ValueError(f"too_long must be 'error', 'skip' or 'cut', got {too_long!r}")
+    kind, longest = sides(kind).source, max_len - 2
+    encoded = []
+    for index, sentence in enumerate(sentences):
+        tokens = tokenize(sentence, kind)
+        if len(tokens) > longest:
+            if too_long == "error":
+                raise SourceTooLong(index, len(tokens), max_len)
+            if too_long == "skip":
+                encoded.append(None)
+                continue
+            tokens = tokens[:longest]
+        encoded.append(src_vocab.encode(tokens) or [src_vocab.unk_id])
+    return encoded
 
 
 def read_pairs_file(path: str, skip_bad_lines: bool) -> list:
@@ -69,18 +103,28 @@ def read_pairs(settings: dict) -> tuple[list, list]:
                          f"{sources} distinct source sentences") from None
 
 
-def prepare_corpus(settings: dict) -> Corpus:
-    """Read the pairs, drop training pairs longer than --max-len, and build the vocabularies on the rest."""
+def prepare_corpus(settings: dict, tokenizers: Tokenizers | None = None) -> Corpus:
+    """Read the pairs, drop training pairs longer than --max-len, and build the vocabularies on the rest.
+
+    `tokenizers`: a resumed run's, from its checkpoint; otherwise they are learned here, from the
+    training pairs only (BPE), so that the held-out pairs stay unseen. The vocabulary of a BPE side
+    is every piece its BPE can make: no character seen in training becomes <unk>.
+    """
     train_pairs, valid_pairs = read_pairs(settings)
-    kind = settings["tokenizer"]
+    tokenizers = tokenizers or learn_tokenizers(settings, train_pairs)
+    source, target = tokenizers
     longest = settings["max_len"] - 2            # room for <bos>/<eos>
-    tokenized = [(tokenize(s, kind), tokenize(t, kind)) for s, t in train_pairs]
+    tokenized = [(tokenize(s, source), tokenize(t, target)) for s, t in train_pairs]
     kept = [(s, t) for s, t in tokenized if len(s) <= longest and len(t) <= longest]
     if len(kept) < len(tokenized):
         print(f"skipped {len(tokenized) - len(kept)} training pairs longer than --max-len {settings['max_len']}")
     if not kept:
         raise UsageError("no training pairs left")
-    src_vocab = Vocab.build((s for s, _ in kept), min_freq=settings["min_freq"])
-    tgt_vocab = Vocab.build((t for _, t in kept), min_freq=settings["min_freq"])
+    if isinstance(source, str):
+        src_vocab = Vocab.build((s for s, _ in kept), min_freq=settings["min_freq"])
+        tgt_vocab = Vocab.build((t for _, t in kept), min_freq=settings["min_freq"])
+    else:
+        src_vocab = Vocab(source.symbols())
+        tgt_vocab = src_vocab if tokenizers.joint else Vocab(target.symbols())
     return Corpus(train_pairs, valid_pairs, src_vocab, tgt_vocab,
-                  [src_vocab.encode(s) for s, _ in kept], [tgt_vocab.encode(t) for _, t in kept], kind)
+                  [src_vocab.encode(s) for s, _ in kept], [tgt_vocab.encode(t) for _, t in kept], tokenizers)

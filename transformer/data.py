@@ -97,13 +97,17 @@ _NO_SPACE_BEFORE = set(".,!?;:%)]}…")
 _NO_SPACE_AFTER = set("¿¡([{")
 
 
-def tokenize(text: str, kind: str = "word") -> list[str]:
+def tokenize(text: str, kind="word") -> list[str]:
     """Split a sentence into tokens; case is kept (it carries meaning in names and German nouns).
 
     "word": words, with punctuation split off as tokens of its own ("Hola, Ana!" ->
     ["Hola", ",", "Ana", "!"]), so "Ana" and "Ana!" share one vocabulary entry.
     "char": characters, with each run of whitespace shown as one "▁" token.
+    A learned tokenizer (a bpe.BPE, or anything with tokenize/detokenize) is its own kind:
+    kind.tokenize(text), so that code written for words and characters takes subwords too.
     """
+    if not isinstance(kind, str):
+        return kind.tokenize(text)
     if kind == "word":
         return _WORD_OR_SYMBOL.findall(text)
     if kind == "char":
@@ -111,8 +115,11 @@ def tokenize(text: str, kind: str = "word") -> list[str]:
     raise ValueError(f"unknown token kind {kind!r}; use 'word' or 'char'")
 
 
-def detokenize(tokens: Sequence[str], kind: str = "word") -> str:
-    """Turn tokens back into readable text: the inverse of tokenize, up to spacing details."""
+def detokenize(tokens: Sequence[str], kind="word") -> str:
+    """Turn tokens back into readable text: the inverse of tokenize, up to spacing details
+    (exactly, for a learned tokenizer: kind.detokenize(tokens))."""
+    if not isinstance(kind, str):
+        return kind.detokenize(tokens)
     if kind == "char":
         return "".join(tokens).replace(SPACE, " ")
     if kind != "word":

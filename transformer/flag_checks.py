@@ -35,6 +35,9 @@ FLAG_RULES = {
     "clip": ("a finite number, 0 or more (0: no clipping)", lambda v: _finite(v) and v >= 0),
     "epochs": ("a finite number above 0", lambda v: _finite(v) and v > 0),
     "time_budget": ("a number of seconds above 0", lambda v: v > 0),
+    "vocab_size": ("at least 5 (the 4 special tokens and a character)", lambda v: v >= 5),
+    "n_best": _AT_LEAST_1,
+    "length_penalty": ("a finite number, 0 or more (0: rank by log-probability)", lambda v: _finite(v) and v >= 0),
 }
 
 

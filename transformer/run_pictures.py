@@ -23,7 +23,7 @@ def draw_pictures(run_dir: Path, model, corpus: Corpus, device, sentence: str | 
         return
     curves = plots.training_curves(read_records(run_dir), run_dir / "curves.png")
     sentence = sentence or (corpus.valid_pairs[0][0] if corpus.valid_pairs else corpus.train_pairs[0][0])
-    source_ids = encode_sources([sentence], corpus.src_vocab, corpus.tokenizer, model.max_len)[0]
+    source_ids = encode_sources([sentence], corpus.src_vocab, corpus.tokenizer, model.max_len, too_long="cut")[0]
     output_ids = translate_ids(model, [source_ids], corpus.tgt_vocab, device)[0]
     with minigrad.no_grad():
         src = minigrad.tensor([source_ids], device=device)

@@ -14,14 +14,15 @@ import minigrad
 
 from .errors import UsageError
 from .flag_checks import check_flags
+from .tokenizers import TOKENIZER_KINDS, check_tokenizer_flags
 from .toy_tasks import TASKS
 
 # Defaults of `train`, sized so that the toy task reaches >= 95% exact match on 2 CPU cores in a few
 # minutes (see docs/benchmarks.md). Flags default to None in argparse so that a resumed run can tell
 # "given on the command line" from "not given" and take the rest from the checkpoint.
 TRAIN_DEFAULTS = dict(
-    task="toy", data=None, tokenizer="word", min_freq=1, valid_size=None, train_size=50_000,
-    skip_bad_lines=False, max_len=256,
+    task="toy", data=None, tokenizer="word", vocab_size=8000, joint_vocab=False, min_freq=1, valid_size=None,
+    train_size=50_000, skip_bad_lines=False, max_len=256,
     d_model=128, heads=4, d_ff=512, layers=2, encoder_layers=None, decoder_layers=None, dropout=0.1,
     norm_first=False,
     batch_size=64, steps=None, epochs=None, time_budget=480.0, lr=None, warmup=400, schedule="noam",
@@ -49,8 +50,13 @@ def add_train_flags(parser: argparse.ArgumentParser):
     group = parser.add_argument_group("data")
     flag("--task", choices=TASKS, help="built-in task, generated offline")
     flag("--data", metavar="FILE.tsv", help="your own pairs: one 'source<TAB>target' per line (UTF-8)")
-    flag("--tokenizer", choices=("word", "char"), help="split sentences into words or characters")
-    flag("--min-freq", type=int, help="tokens seen fewer times in training become <unk>")
+    flag("--tokenizer", choices=TOKENIZER_KINDS,
+         help="split sentences into words, characters, or BPE subwords learned from the training pairs")
+    flag("--vocab-size", type=int, help="--tokenizer bpe: pieces in each side's vocabulary, specials included "
+                                        "(more if the training text has more distinct characters)")
+    flag("--joint-vocab", action="store_true", help="--tokenizer bpe: one BPE and one vocabulary for both sides "
+                                                    "(default: one per side)")
+    flag("--min-freq", type=int, help="word or char tokens seen fewer times in training become <unk>")
     flag("--valid-size", type=int, help="held-out pairs (default: 1000 for tasks, min(1000, 10%%) for a file)")
     flag("--train-size", type=int, help="training pairs generated for a built-in task")
     flag("--skip-bad-lines", action="store_true", help="skip (and count) malformed lines instead of stopping")
@@ -102,8 +108,8 @@ def resolve_train_settings(flags: dict, saved: dict | None) -> dict:
     else the checkpoint's `saved` settings (when resuming), else the defaults. Every number is
     checked (flag_checks.FLAG_RULES): a bad one is a UsageError naming its flag."""
     given = {key: value for key, value in flags.items()
-             if key in TRAIN_DEFAULTS and value is not None and not (key in ("skip_bad_lines", "norm_first")
-                                                                       and value is False)
+             if key in TRAIN_DEFAULTS and value is not None
+             and not (key in ("skip_bad_lines", "norm_first", "joint_vocab") and value is False)
              and not (key == "progress" and value is True)}
     if saved is not None:
         changed = sorted(key for key, value in given.items()
@@ -122,6 +128,7 @@ def resolve_train_settings(flags: dict, saved: dict | None) -> dict:
     if settings["steps"] is None and settings["epochs"] is None:
         settings["steps"] = DEFAULT_STEPS
     check_flags(settings)
+    check_tokenizer_flags(settings, given)
     if settings["d_model"] % settings["heads"]:
         raise UsageError(f"--d-model {settings['d_model']} is not divisible by --heads {settings['heads']}")
     return settings

@@ -8,7 +8,9 @@ names, as state_dict lists it). The metadata, a str -> str dict in the safetenso
     model_config    Transformer.config (what Transformer(**config) rebuilds)
     src_vocab       the source vocabulary, every token in id order (Vocab.to_list)
     tgt_vocab       the target vocabulary, the same way
-    tokenizer       only if the writer passed one: its string as given (BPE merges, say), opaque here
+    tokenizer       only if the writer passed one: its string as given, opaque here; `train.py export`
+                    writes tokenizers.tokenizers_to_dict as JSON: each side's kind ("word", "char")
+                    or its BPE alphabet and merges, {"joint": ...} for one BPE on both sides
 
 Reading and writing go through the `safetensors` package's NumPy interface, an optional extra
 (`pip install ".[interop]"`). To load the weights into PyTorch, see torch_names.py.
@@ -19,6 +21,7 @@ import json
 from pathlib import Path
 from typing import NamedTuple, Optional
 
+from .checkpoint import check_model_config
 from .data import Vocab
 from .errors import UsageError
 from .model import Transformer
@@ -50,6 +53,11 @@ def _safetensors():
         raise MissingExtraError('reading and writing .safetensors files needs the safetensors package: '
                                 'pip install ".[interop]"') from None
     return safe_open, save_file
+
+
+def check_available():
+    """Nothing if the safetensors package is installed; MissingExtraError (one line) if not."""
+    _safetensors()
 
 
 def _tokens(vocab) -> list:
@@ -96,9 +104,18 @@ def load_safetensors(path: str | Path, device: str = "cpu") -> Exported:
     if metadata.get("format_version") != FORMAT_VERSION:
         raise UsageError(f"{path}: format_version {metadata.get('format_version')!r}, this minigrad reads "
                          f"{FORMAT_VERSION!r}")
-    config = json.loads(metadata["model_config"])
-    model = Transformer(**config).to(device=device, dtype=tensors["generator.weight"].dtype)
-    model.load_state_dict(tensors)
+    try:
+        config = json.loads(metadata["model_config"])
+        src_vocab = Vocab.from_list(json.loads(metadata["src_vocab"]))
+        tgt_vocab = Vocab.from_list(json.loads(metadata["tgt_vocab"]))
+        check_model_config(config, vocab_sizes=(len(src_vocab), len(tgt_vocab)))  # before building anything
+        if "generator.weight" not in tensors:
+            raise ValueError("no tensor 'generator.weight'")
+        model = Transformer(**config).to(device=device, dtype=tensors["generator.weight"].dtype)
+        model.load_state_dict(tensors)
+    except KeyError as error:
+        raise UsageError(f"{path}: no {error} in its metadata") from None
+    except (ValueError, TypeError, RuntimeError, RecursionError) as error:
+        raise UsageError(f"{path}: {' '.join(str(error).split())}") from None
     model.eval()
-    return Exported(model, config, Vocab.from_list(json.loads(metadata["src_vocab"])),
-                    Vocab.from_list(json.loads(metadata["tgt_vocab"])), metadata.get("tokenizer"))
+    return Exported(model, config, src_vocab, tgt_vocab, metadata.get("tokenizer"))

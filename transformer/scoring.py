@@ -12,6 +12,7 @@ from . import metrics
 from .corpus import encode_sources
 from .data import Vocab, detokenize, pad_batch, tokenize
 from .decoding import beam_search, greedy_decode
+from .tokenizers import sides
 
 
 def translate_ids(model, sources: list, tgt_vocab: Vocab, device, beam: int | None = None,
@@ -45,22 +46,44 @@ def translate_ids(model, sources: list, tgt_vocab: Vocab, device, beam: int | No
     return outputs
 
 
-def score_pairs(model, pairs, src_vocab, tgt_vocab, kind, device, beam=None, batch_size=250) -> tuple[dict, list]:
-    """(scores, hypotheses as text) of decoding every source of `pairs` against its reference."""
-    sources = encode_sources([s for s, _ in pairs], src_vocab, kind, model.max_len)
-    outputs = translate_ids(model, sources, tgt_vocab, device, beam=beam, batch_size=batch_size)
+def score_pairs(model, pairs, src_vocab, tgt_vocab, kind, device, beam=None, batch_size=250,
+                length_penalty: float = 0.6) -> tuple[dict, list]:
+    """(scores, hypotheses as text) of decoding every source of `pairs` against its reference.
+
+    `kind`: both sides' tokenizer ("word", "char") or a tokenizers.Tokenizers pair. BLEU and chrF
+    are computed on the detokenised text; exact match and token accuracy on the target tokens, a
+    learned tokenizer's hypothesis tokenized again from its text (so that "st"+"ation" and
+    "station" count as the same word). A pair whose source is longer than the model takes is
+    left out and counted in scores["skipped_too_long"]; its hypothesis is None.
+    """
+    source, target = sides(kind)
+    encoded = encode_sources([s for s, _ in pairs], src_vocab, source, model.max_len, too_long="skip")
+    fitting = [i for i, ids in enumerate(encoded) if ids is not None]
+    outputs = translate_ids(model, [encoded[i] for i in fitting], tgt_vocab, device, beam=beam,
+                            batch_size=batch_size, length_penalty=length_penalty)
     hypotheses = [tgt_vocab.decode(ids) for ids in outputs]
-    references = [tokenize(t, kind) for _, t in pairs]
-    texts = [detokenize(h, kind) for h in hypotheses]
-    scores = metrics.translation_scores(hypotheses, references, texts, [t for _, t in pairs],
-                                        tokenize=metrics.bleu_tokenization(kind))
-    return scores, texts
+    texts = [detokenize(h, target) for h in hypotheses]
+    if not isinstance(target, str):
+        hypotheses = [tokenize(text, target) for text in texts]
+    references = [pairs[i][1] for i in fitting]
+    scores = metrics.translation_scores(hypotheses, [tokenize(t, target) for t in references], texts, references,
+                                        tokenize=metrics.bleu_tokenization(target))
+    if len(fitting) < len(pairs):
+        scores["skipped_too_long"] = len(pairs) - len(fitting)
+    all_texts = [None] * len(pairs)
+    for i, text in zip(fitting, texts):
+        all_texts[i] = text
+    return scores, all_texts
 
 
-def print_examples(pairs, hypotheses, count: int, kind: str):
-    """The first `count` pairs with the model's translation, each marked ok or WRONG."""
+def print_examples(pairs, hypotheses, count: int, kind):
+    """The first `count` pairs with the model's translation, each marked ok or WRONG (or skipped: None)."""
+    target = sides(kind).target
     for (source, reference), hypothesis in list(zip(pairs, hypotheses))[:count]:
-        mark = "ok" if tokenize(hypothesis, kind) == tokenize(reference, kind) else "WRONG"
+        if hypothesis is None:
+            print(f"  source:     {source}\n  (skipped: longer than the model's max_len)")
+            continue
+        mark = "ok" if tokenize(hypothesis, target) == tokenize(reference, target) else "WRONG"
         print(f"  source:     {source}\n  reference:  {reference}\n  model:      {hypothesis}   [{mark}]")
 
 
@@ -73,5 +96,7 @@ def format_scores(scores: dict) -> str:
         text += f" (tokenize {scores['bleu_tokenize']})"
     if "chrf" in scores:
         text += f"  chrF {scores['chrf']:.1f}"
-    return text + f"  on {scores['sentences']} sentences"
-
+    text += f"  on {scores['sentences']} sentences"
+    if scores.get("skipped_too_long"):
+        text += f" ({scores['skipped_too_long']} skipped: source longer than the model's max_len)"
+    return text
