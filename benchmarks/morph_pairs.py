@@ -78,15 +78,19 @@ TENSE_WEIGHTS = {"present": 4, "past": 3, "future": 2}
 MOOD_WEIGHTS = {None: 4, "can": 2, "must": 1.5, "if": 1}
 PERSON_WEIGHTS = {"1sg": 3, "2sg": 2, "1pl": 1.5, "2pl": 1}       # of a pronoun subject (dropped in the source)
 
-N_NOUNS, N_VERBS, N_ADJECTIVES = 300, 120, 40
-COMPOUND_RATE = 0.2
+N_NOUNS, N_VERBS, N_ADJECTIVES = 200, 80, 30
+STEM_SYLLABLES = (2, 2, 3)      # drawn from
+COMPOUND_RATE = 0.3             # of nouns
+ADJECTIVE_RATE = 0.2            # of noun phrases
+NOUN_SUBJECT_RATE = 0.4         # of sentences; the others have a pronoun subject
+ADVERBIAL_RATE = 0.35           # of sentences
 
 
 def make_stems(count: int, syllables: list, rng: random.Random, taken: set) -> list:
     """`count` distinct made-up stems of 2-4 syllables, none of them in `taken` (which grows)."""
     stems = []
     while len(stems) < count:
-        stem = "".join(rng.choice(syllables) for _ in range(rng.choice((2, 3, 3, 4))))
+        stem = "".join(rng.choice(syllables) for _ in range(rng.choice(STEM_SYLLABLES)))
         if stem not in taken:
             taken.add(stem)
             stems.append(stem)
@@ -128,7 +132,7 @@ def noun_phrase(lexicon: Lexicon, case: str, rng: random.Random) -> tuple[list, 
     target.append(target_stem + NUMBER[number][1] + (POSSESSOR[possessor][1] or ""))
     source = [source_word]
     used += [("number", number), ("possessor", possessor), ("case", case)]
-    if rng.random() < 0.3:
+    if rng.random() < ADJECTIVE_RATE:
         adjective_source, adjective_target = lexicon.draw("adjective", rng)
         source.insert(0, adjective_source)
         target.append(adjective_target + (ADJECTIVE_PLURAL if number == "pl" else ""))
@@ -139,7 +143,7 @@ def noun_phrase(lexicon: Lexicon, case: str, rng: random.Random) -> tuple[list, 
 def sentence_pair(lexicon: Lexicon, rng: random.Random) -> tuple[str, str, list]:
     """(source sentence, target sentence, morphemes used): subject, verb, object and perhaps an adverbial."""
     source, target, used = [], [], []
-    if rng.random() < 0.5:                      # a noun subject: third person, singular or plural
+    if rng.random() < NOUN_SUBJECT_RATE:        # a noun subject: third person, singular or plural
         subject_source, subject_target, subject_used = noun_phrase(lexicon, "nom", rng)
         person = "3pl" if ("number", "pl") in subject_used else "3sg"
         source += subject_source
@@ -149,7 +153,7 @@ def sentence_pair(lexicon: Lexicon, rng: random.Random) -> tuple[str, str, list]
         person = pick(PERSON_WEIGHTS, rng)
         target.append(PERSON[person][2])
     adverbial = None
-    if rng.random() < 0.6:
+    if rng.random() < ADVERBIAL_RATE:
         adverbial = noun_phrase(lexicon, pick(ADVERBIAL_CASE_WEIGHTS, rng), rng)
         source += adverbial[0]
         used += adverbial[2]
