@@ -210,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--joint-vocab", action="store_true", help="as train.py's --joint-vocab (bpe)")
     for key, kind in SETTING_FLAGS.items():
         choices = ("word", "char", "bpe") if key == "tokenizer" else None
+        default = {"valid_size": "min(1000, 10%%)", "lr": "the paper's"}.get(key, TRAIN_DEFAULTS.get(key))
         parser.add_argument("--" + key.replace("_", "-"), type=kind, default=None, choices=choices,
-                            help=f"as train.py's (default: train.py's, {TRAIN_DEFAULTS.get(key)})")
+                            help=f"as train.py's (default: train.py's, {default})")
     return parser
 
 
