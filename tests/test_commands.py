@@ -322,3 +322,31 @@ def test_export_without_safetensors_says_how_to_get_it(word_run, tmp_path, capsy
 def test_export_to_a_missing_directory_is_one_line(safetensors, word_run, tmp_path, capsys):
     code, _, err = run(["export", "--checkpoint", word_run, "--out", tmp_path / "no" / "m.safetensors"], capsys)
     assert code == 2 and "no directory" in err and len(err.strip().splitlines()) == 1
+
+
+def test_metrics_name_the_bleu_tokenisation_of_the_target_tokens(bpe_run, tmp_path, capsys):
+    from transformer.metrics import bleu_tokenization
+    from transformer.tokenizers import Tokenizers
+    final = [r for r in read_records(bpe_run) if r["kind"] == "eval"][-1]
+    assert final["bleu_tokenize"] == "13a"
+    assert bleu_tokenization(Tokenizers("char", "char")) == "char" and bleu_tokenization(Tokenizers("word", "word")) \
+        == bleu_tokenization(load_checkpoint(bpe_run)["tokenizers"]) == "13a"
+    data = write_pairs(tmp_path / "p.tsv", [(s, s) for s in SENTENCES * 2])
+    assert run(TINY + ["--data", data, "--tokenizer", "char", "--valid-size", "2", "--steps", "1",
+                       "--out", tmp_path / "run"], capsys)[0] == 0
+    assert [r for r in read_records(tmp_path / "run") if r["kind"] == "eval"][-1]["bleu_tokenize"] == "char"
+
+
+def test_a_tampered_safetensors_config_is_one_line_before_any_model_is_built(safetensors, word_run, tmp_path, capsys):
+    from safetensors.numpy import save_file
+    from transformer.safetensors_io import read_safetensors
+    path = tmp_path / "m.safetensors"
+    assert run(["export", "--checkpoint", word_run, "--out", path], capsys)[0] == 0
+    tensors, metadata = read_safetensors(path)
+    for change, message in (({"d_model": 15}, "d_model 15 is not divisible by n_heads 2"),
+                            ({"src_vocab_size": 3}, "src_vocab_size 3 but the checkpoint's source vocabulary has"),
+                            ({"d_ff": 10**12}, "more than the 1000000000 allowed")):
+        config = {**json.loads(metadata["model_config"]), **change}
+        save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**metadata, "model_config": json.dumps(config)})
+        code, _, err = run(["translate", "--checkpoint", tmp_path / "bad.safetensors", "we sleep"], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

@@ -95,3 +95,19 @@ def test_messages_name_the_command_line_flags(tmp_path):
     same = write_pairs(tmp_path / "same.tsv", ["a\tb", "a\tc", "a\td"])
     with pytest.raises(UsageError, match="--valid-size 1 leaves no training pairs: .* only 1 distinct source"):
         read_pairs(settings(data=same, valid_size=1))
+
+
+def test_a_bpe_corpus_has_every_piece_in_its_vocabularies_and_reuses_given_tokenizers(capsys, monkeypatch):
+    corpus = prepare_corpus(settings(task="toy", tokenizer="bpe", vocab_size=200))
+    source, target = corpus.tokenizer
+    assert corpus.src_vocab.to_list()[4:] == source.symbols() and corpus.tgt_vocab.to_list()[4:] == target.symbols()
+    assert all(corpus.src_vocab.unk_id not in ids for ids in corpus.train_src + corpus.train_tgt)
+    joint = prepare_corpus(settings(task="toy", tokenizer="bpe", vocab_size=200, joint_vocab=True))
+    assert joint.src_vocab is joint.tgt_vocab and len(joint.src_vocab) == 200
+    assert "BPE: learned" in capsys.readouterr().out
+
+    def never(*args, **kwargs):
+        raise AssertionError("learned again")
+    monkeypatch.setattr("transformer.bpe.BPE.learn", never)
+    again = prepare_corpus(settings(task="toy", tokenizer="bpe", vocab_size=200), corpus.tokenizer)
+    assert again.train_src == corpus.train_src and again.tokenizer is corpus.tokenizer

@@ -42,9 +42,10 @@ class SourceTooLong(UsageError):
         """`index` counts from 0 in the list given; `name` says which sentence for the user (default:
         "sentence INDEX+1")."""
         self.index, self.length, self.max_len = index, length, max_len
-        super().__init__(f"{name or f'sentence {index + 1}'} has {length} tokens, more than the {max_len - 2} that the model takes "
-                         f"(its max_len {max_len}, less <bos> and <eos>): split it into shorter sentences, or use a "
-                         f"model trained with a larger --max-len")
+        name = name or f"sentence {index + 1}"
+        super().__init__(f"{name} has {length} tokens, more than the {max_len - 2} that the model takes (its max_len "
+                         f"{max_len}, less <bos> and <eos>): split it into shorter sentences, or use a model trained "
+                         f"with a larger --max-len")
 
 
 def encode_sources(sentences, src_vocab: Vocab, kind, max_len: int, too_long: str = "error") -> list:

@@ -82,8 +82,10 @@ def tokenize_char(text: str) -> list[str]:
 BLEU_TOKENIZERS = {"13a": tokenize_13a, "char": tokenize_char}
 
 
-def bleu_tokenization(kind: str) -> str:
-    """The sacrebleu tokenisation that suits a run's tokens: "char" for characters, else "13a"."""
+def bleu_tokenization(kind) -> str:
+    """The sacrebleu tokenisation that suits a run's target tokens: "char" for characters, else "13a"
+    (words and BPE pieces). `kind`: the target's kind, or a tokenizers.Tokenizers pair."""
+    kind = getattr(kind, "target", kind)
     return "char" if kind == "char" else "13a"
 
 
