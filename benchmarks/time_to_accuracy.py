@@ -16,6 +16,8 @@ The clock counts training only: at each of --marks seconds of training it stops,
 scored by greedy decoding of the first --eval-sentences held-out pairs, and it goes on. Both
 trainers are scored by the same code, transformer.scoring.score_pairs on a minigrad model (the
 PyTorch weights are copied back into one with torch_names.from_torch), so only training differs.
+Besides exact match, token accuracy and BLEU, a record has exact_match_unseen: the exact match on
+the scored sentences that hold a word (split at spaces, either side) never seen whole in training.
 One JSON line per mark goes to stdout (and to --out). --side-by-side runs the two trainers at
 the same time as two processes, one thread each, so that a shared machine slows both alike.
 """
@@ -74,15 +76,23 @@ def run_settings(args) -> dict:
 
 
 class Scorer:
-    """Greedy-decoding scores of a minigrad model on the first `count` held-out pairs (training mode kept)."""
+    """Greedy-decoding scores of a minigrad model on the first `count` held-out pairs (training mode kept),
+    and the exact match on those of them that hold a word (either side) never seen whole in training:
+    the sentences a word vocabulary cannot get right, and subwords or characters can."""
 
     def __init__(self, corpus, count: int):
         self.corpus, self.pairs = corpus, corpus.valid_pairs[:count]
+        seen = [{word for pair in corpus.train_pairs for word in pair[side].split()} for side in (0, 1)]
+        self.unseen = [i for i, pair in enumerate(self.pairs)
+                       if any(word not in seen[side] for side in (0, 1) for word in pair[side].split())]
 
     def __call__(self, model) -> dict:
         corpus = self.corpus
-        scores, _ = score_pairs(model, self.pairs, corpus.src_vocab, corpus.tgt_vocab, corpus.tokenizer, "cpu")
+        scores, texts = score_pairs(model, self.pairs, corpus.src_vocab, corpus.tgt_vocab, corpus.tokenizer, "cpu")
         model.train()
+        right = sum(texts[i] is not None and texts[i].split() == self.pairs[i][1].split() for i in self.unseen)
+        scores["unseen_sentences"] = len(self.unseen)
+        scores["exact_match_unseen"] = right / len(self.unseen) if self.unseen else None
         return scores
 
 
@@ -148,6 +158,7 @@ def time_to_accuracy(args) -> list:
         record = dict(header, mark=mark, seconds=round(clock, 2), steps=steps,
                       epochs=round(stream.epochs_done, 3), exact_match=scores["exact_match"],
                       token_accuracy=scores["token_accuracy"], bleu=scores["bleu"],
+                      unseen_sentences=scores["unseen_sentences"], exact_match_unseen=scores["exact_match_unseen"],
                       bleu_tokenize=scores.get("bleu_tokenize"),
                       eval_seconds=round(time.perf_counter() - evaluation_started, 2))
         print(json.dumps(record), flush=True)

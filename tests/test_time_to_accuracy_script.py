@@ -20,7 +20,8 @@ import morph_pairs  # noqa: E402
 TINY = ["--valid-size", "40", "--eval-sentences", "10", "--marks", "0.5,1", "--d-model", "16", "--heads", "2",
         "--d-ff", "32", "--layers", "1", "--batch-size", "8"]
 RECORD_KEYS = {"trainer", "tokenizer", "vocab", "train_pairs", "eval_sentences", "parameters", "mark", "seconds",
-               "steps", "epochs", "exact_match", "token_accuracy", "bleu", "bleu_tokenize", "eval_seconds"}
+               "steps", "epochs", "exact_match", "token_accuracy", "bleu", "bleu_tokenize", "eval_seconds",
+               "unseen_sentences", "exact_match_unseen"}
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,7 @@ def test_minigrad_writes_one_record_per_mark(pairs_file, tmp_path, tokenizer):
         assert record["trainer"] == "minigrad" and record["tokenizer"] == tokenizer
         assert record["seconds"] >= record["mark"] and record["steps"] >= 1 and record["eval_sentences"] == 10
         assert 0 <= record["exact_match"] <= 1 and 0 <= record["token_accuracy"] <= 1
+        assert 0 < record["unseen_sentences"] <= 10 and 0 <= record["exact_match_unseen"] <= 1
     assert records[1]["steps"] > records[0]["steps"]
     if tokenizer == "bpe":
         assert records[0]["vocab"] == [120, 120]
