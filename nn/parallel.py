@@ -69,6 +69,8 @@ class DistributedDataParallel(Module):
                                "so its gradients were not averaged over ranks (every parameter that requires grad "
                                "must take part in the loss)")
         self._sync_this_backward = self.require_backward_grad_sync
+        # Buffers are synced for training passes only, as torch's DDP does: a forward under no_grad
+        # (evaluation, maybe on rank 0 alone) makes no collective call, so no rank waits for it.
         if self.broadcast_buffers and minigrad.is_grad_enabled():
             with minigrad.no_grad():
                 for buffer in self.module.buffers():

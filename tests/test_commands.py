@@ -19,29 +19,14 @@ from transformer.run_log import read_records
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
+from test_train import TINY, keep_global_rng, run  # noqa: E402,F401  (keep_global_rng: autouse here too)
 
-TINY = ["--d-model", "16", "--heads", "2", "--d-ff", "32", "--layers", "1", "--batch-size", "8",
-        "--train-size", "40", "--valid-size", "6", "--warmup", "4", "--no-progress", "--log-every", "1",
-        "--eval-every", "0", "--save-every", "0", "--examples", "2", "--max-len", "40"]
 
 # Sentences a tokenizer gets wrong easily: accents precomposed and combining, Hangul, punctuation runs,
 # inner double spaces, an apostrophe, digits with separators.
 SENTENCES = ["Où est la gare ?", "Je t'aime  beaucoup...", "e\u0301te\u0301 à Paris, 3.5 km!",
              "한국어 문장입니다.", "¿Dónde está Ana?", "«Bonjour», dit-il ;-)", "안녕하세요  세계!",
              "Naïve café (crème brûlée)", "l'élève—très fier—arrive", "1,000 ünïcödé wörds"]
-
-
-@pytest.fixture(autouse=True)
-def keep_global_rng():
-    state = minigrad.get_rng_state()
-    yield
-    minigrad.set_rng_state(state)
-
-
-def run(argv, capsys):
-    code = train.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write_pairs(path, pairs):

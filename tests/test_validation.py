@@ -5,10 +5,8 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-import minigrad
 from transformer import validation as validation_module
 from transformer.checkpoint import load_checkpoint
 from transformer.errors import UsageError
@@ -18,15 +16,8 @@ from transformer.validation import Validation
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import train  # noqa: E402
-from test_train import TINY, run  # noqa: E402
+from test_train import TINY, keep_global_rng, run  # noqa: E402,F401  (keep_global_rng: autouse here too)
 
-
-@pytest.fixture(autouse=True)
-def keep_global_rng():
-    state = minigrad.get_rng_state()
-    yield
-    minigrad.set_rng_state(state)
 
 
 # -- choosing the best, counting patience (scripted scores, no model) --------------------------------
