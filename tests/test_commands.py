@@ -19,7 +19,7 @@ from transformer.run_log import read_records
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
-from test_train import TINY, keep_global_rng, run  # noqa: E402,F401  (keep_global_rng: autouse here too)
+from test_train import TINY, keep_global_rng, run, trained_run  # noqa: E402,F401  (fixtures: used here too)
 
 
 # Sentences a tokenizer gets wrong easily: accents precomposed and combining, Hangul, punctuation runs,
@@ -32,13 +32,6 @@ SENTENCES = ["Où est la gare ?", "Je t'aime  beaucoup...", "e\u0301te\u0301 à 
 def write_pairs(path, pairs):
     path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module")
-def word_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("word")
-    assert train.main(TINY + ["--steps", "5", "--out", str(run_dir)]) == 0
-    return run_dir
 
 
 @pytest.fixture(scope="module")
@@ -185,21 +178,21 @@ def parse_nbest(text):
     return [(int(index), hypothesis, float(log_prob), float(score)) for index, hypothesis, log_prob, score in rows]
 
 
-def test_n_best_lists_best_first_with_scores(word_run, capsys, monkeypatch):
+def test_n_best_lists_best_first_with_scores(trained_run, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("the dog sees a cat\n\nwe sleep\n"))
-    code, out, _ = run(["translate", "--checkpoint", word_run, "--beam", "4", "--n-best", "3"], capsys)
+    code, out, _ = run(["translate", "--checkpoint", trained_run, "--beam", "4", "--n-best", "3"], capsys)
     rows = parse_nbest(out)
     assert code == 0 and [r[0] for r in rows] == [0, 0, 0, 2, 2, 2]          # the blank line 1 has none
     for index in (0, 2):
         scores = [r[3] for r in rows if r[0] == index]
         assert scores == sorted(scores, reverse=True) and all(r[2] <= 0 for r in rows)
-    code, best, _ = run(["translate", "--checkpoint", word_run, "--beam", "4", "the dog sees a cat", "we sleep"],
+    code, best, _ = run(["translate", "--checkpoint", trained_run, "--beam", "4", "the dog sees a cat", "we sleep"],
                         capsys)
     assert best.splitlines() == [rows[0][1], rows[3][1]]                      # the first is the translation
-    code, out, _ = run(["translate", "--checkpoint", word_run, "--beam", "4", "--n-best", "2", "--length-penalty",
+    code, out, _ = run(["translate", "--checkpoint", trained_run, "--beam", "4", "--n-best", "2", "--length-penalty",
                         "0", "we sleep"], capsys)
     assert code == 0 and all(r[2] == r[3] for r in parse_nbest(out))        # alpha 0: the score is log P
-    code, out, _ = run(["translate", "--checkpoint", word_run, "--n-best", "1", "we sleep"], capsys)
+    code, out, _ = run(["translate", "--checkpoint", trained_run, "--n-best", "1", "we sleep"], capsys)
     assert code == 0 and len(parse_nbest(out)) == 1                          # greedy, with its scores
 
 
@@ -211,37 +204,37 @@ def test_n_best_lists_best_first_with_scores(word_run, capsys, monkeypatch):
     (["--length-penalty", "nan"], "--length-penalty must be a finite number"),
     (["--output", "/nonexistent/dir/out.txt"], "--output /nonexistent/dir/out.txt: cannot write there"),
 ])
-def test_translate_flags_that_make_no_sense_are_one_line(word_run, capsys, argv, message):
-    code, _, err = run(["translate", "--checkpoint", word_run, "we sleep"] + argv, capsys)
+def test_translate_flags_that_make_no_sense_are_one_line(trained_run, capsys, argv, message):
+    code, _, err = run(["translate", "--checkpoint", trained_run, "we sleep"] + argv, capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_output_goes_to_the_file_in_input_order(word_run, tmp_path, capsys, monkeypatch):
+def test_output_goes_to_the_file_in_input_order(trained_run, tmp_path, capsys, monkeypatch):
     lines = ["the dog sees a cat", "", "we sleep", "a big cat runs"] * 3
     monkeypatch.setattr(sys, "stdin", io.StringIO("".join(line + "\n" for line in lines)))
-    code, out, err = run(["translate", "--checkpoint", word_run, "--output", tmp_path / "out.txt",
+    code, out, err = run(["translate", "--checkpoint", trained_run, "--output", tmp_path / "out.txt",
                           "--decode-batch-size", "5"], capsys)
     written = (tmp_path / "out.txt").read_text(encoding="utf-8").split("\n")[:-1]
     assert code == 0 and out == "" and "wrote the translations of 12 lines" in err
-    code, expected, _ = run(["translate", "--checkpoint", word_run] + [line for line in lines if line], capsys)
+    code, expected, _ = run(["translate", "--checkpoint", trained_run] + [line for line in lines if line], capsys)
     translations = iter(expected.splitlines())
     assert written == [next(translations) if line else "" for line in lines]
 
 
-def test_a_sentence_too_long_for_the_model_is_one_line_not_a_cut(word_run, capsys, monkeypatch):
+def test_a_sentence_too_long_for_the_model_is_one_line_not_a_cut(trained_run, capsys, monkeypatch):
     long = " ".join(["the dog"] * 25)                     # 50 tokens; --max-len 40 takes 38
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"we sleep\n\n{long}\n"))
-    code, out, err = run(["translate", "--checkpoint", word_run], capsys)
+    code, out, err = run(["translate", "--checkpoint", trained_run], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "line 3 of stdin has 50 tokens, more than the 38 that the model takes (its max_len 40" in err
-    code, _, err = run(["translate", "--checkpoint", word_run, "we sleep", long], capsys)
+    code, _, err = run(["translate", "--checkpoint", trained_run, "we sleep", long], capsys)
     assert code == 2 and "sentence 2 has 50 tokens" in err
 
 
-def test_evaluate_skips_and_counts_pairs_too_long_for_the_model(word_run, tmp_path, capsys):
+def test_evaluate_skips_and_counts_pairs_too_long_for_the_model(trained_run, tmp_path, capsys):
     data = write_pairs(tmp_path / "p.tsv", [("we sleep", "nos dormumus"), (" ".join(["a cat"] * 30), "x"),
                                             ("the dog runs", "lo kan kurit")])
-    code, out, err = run(["evaluate", "--checkpoint", word_run, "--data", data, "--examples", "3"], capsys)
+    code, out, err = run(["evaluate", "--checkpoint", trained_run, "--data", data, "--examples", "3"], capsys)
     assert code == 0 and "on 2 sentences (1 skipped: source longer than the model's max_len)" in out
     assert "(skipped: longer than the model's max_len)" in out
     assert "1 of the 3 pairs were not scored" in err
@@ -255,8 +248,8 @@ def safetensors():
 
 
 @pytest.mark.parametrize("which", ["word", "bpe"])
-def test_export_then_translate_from_the_file_alone(safetensors, word_run, bpe_run, tmp_path, capsys, which):
-    run_dir, sentence = (word_run, "the dog sees a cat") if which == "word" else (bpe_run, "Où est la gare ?")
+def test_export_then_translate_from_the_file_alone(safetensors, trained_run, bpe_run, tmp_path, capsys, which):
+    run_dir, sentence = (trained_run, "the dog sees a cat") if which == "word" else (bpe_run, "Où est la gare ?")
     path = tmp_path / "model.safetensors"
     code, out, _ = run(["export", "--checkpoint", run_dir, "--out", path], capsys)
     assert code == 0 and f"wrote {path}" in out
@@ -282,10 +275,10 @@ def test_export_then_translate_from_the_file_alone(safetensors, word_run, bpe_ru
     assert code == 2 and "pass --data FILE.tsv" in err
 
 
-def test_a_safetensors_file_without_a_tokenizer_is_one_line(safetensors, word_run, tmp_path, capsys):
+def test_a_safetensors_file_without_a_tokenizer_is_one_line(safetensors, trained_run, tmp_path, capsys):
     from transformer.checkpoint import restore_model
     from transformer.safetensors_io import save_safetensors
-    model, src_vocab, tgt_vocab = restore_model(load_checkpoint(word_run), "cpu")
+    model, src_vocab, tgt_vocab = restore_model(load_checkpoint(trained_run), "cpu")
     save_safetensors(tmp_path / "bare.safetensors", model, src_vocab, tgt_vocab)
     code, _, err = run(["translate", "--checkpoint", tmp_path / "bare.safetensors", "we sleep"], capsys)
     assert code == 2 and "no 'tokenizer' in its metadata" in err and len(err.strip().splitlines()) == 1
@@ -294,18 +287,18 @@ def test_a_safetensors_file_without_a_tokenizer_is_one_line(safetensors, word_ru
     assert code == 2 and "its 'tokenizer' metadata is malformed" in err
 
 
-def test_export_without_safetensors_says_how_to_get_it(word_run, tmp_path, capsys, monkeypatch):
+def test_export_without_safetensors_says_how_to_get_it(trained_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "safetensors", None)       # import safetensors now fails
     monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
-    code, _, err = run(["export", "--checkpoint", word_run, "--out", tmp_path / "m.safetensors"], capsys)
+    code, _, err = run(["export", "--checkpoint", trained_run, "--out", tmp_path / "m.safetensors"], capsys)
     assert code == 2 and 'pip install ".[interop]"' in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m.safetensors").exists()
     code, _, err = run(["translate", "--checkpoint", tmp_path / "m.safetensors", "we sleep"], capsys)
     assert code == 2 and 'pip install ".[interop]"' in err
 
 
-def test_export_to_a_missing_directory_is_one_line(safetensors, word_run, tmp_path, capsys):
-    code, _, err = run(["export", "--checkpoint", word_run, "--out", tmp_path / "no" / "m.safetensors"], capsys)
+def test_export_to_a_missing_directory_is_one_line(safetensors, trained_run, tmp_path, capsys):
+    code, _, err = run(["export", "--checkpoint", trained_run, "--out", tmp_path / "no" / "m.safetensors"], capsys)
     assert code == 2 and "no directory" in err and len(err.strip().splitlines()) == 1
 
 
@@ -322,11 +315,11 @@ def test_metrics_name_the_bleu_tokenisation_of_the_target_tokens(bpe_run, tmp_pa
     assert [r for r in read_records(tmp_path / "run") if r["kind"] == "eval"][-1]["bleu_tokenize"] == "char"
 
 
-def test_a_tampered_safetensors_config_is_one_line_before_any_model_is_built(safetensors, word_run, tmp_path, capsys):
+def test_a_tampered_safetensors_config_is_one_line_before_any_model_is_built(safetensors, trained_run, tmp_path, capsys):
     from safetensors.numpy import save_file
     from transformer.safetensors_io import read_safetensors
     path = tmp_path / "m.safetensors"
-    assert run(["export", "--checkpoint", word_run, "--out", path], capsys)[0] == 0
+    assert run(["export", "--checkpoint", trained_run, "--out", path], capsys)[0] == 0
     tensors, metadata = read_safetensors(path)
     for change, message in (({"d_model": 15}, "d_model 15 is not divisible by n_heads 2"),
                             ({"src_vocab_size": 3}, "src_vocab_size 3 but the checkpoint's source vocabulary has"),
