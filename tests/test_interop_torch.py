@@ -164,22 +164,12 @@ def test_the_map_names_every_weight_of_a_bare_torch_transformer(torch, norm_firs
 
 # -- PyTorch: there and back, the same logits ----------------------------------------------------
 def torch_module(torch, options, dtype, seed):
-    """test_transformer_torch's TorchReference (embeddings + positions + generator around torch.nn.Transformer),
-    with the weights of a model of ours made from `seed`; its torch.nn.Transformer is the child `core`, where the
-    layout has `transformer`. It copies weights by parameter, so it is built untied (the shapes are the same)."""
+    """test_transformer_torch's TorchReference (the PyTorch layout: embeddings + positions + generator around
+    torch.nn.Transformer), with the weights of a model of ours made from `seed`. It copies weights by parameter,
+    so it is built untied (the shapes are the same)."""
     from test_transformer_torch import TorchReference
     untied = {name: value for name, value in options.items() if name != "tie_generator"}
     return TorchReference(make_model(seed=seed, dtype=dtype, **untied), getattr(torch, dtype))
-
-
-def into_reference_names(torch_state):
-    return {("core." + name[len(TORCH_CORE):] if name.startswith(TORCH_CORE) else name): value
-            for name, value in torch_state.items()}
-
-
-def from_reference_names(reference_state):
-    return {(TORCH_CORE + name[len("core."):] if name.startswith("core.") else name): value
-            for name, value in reference_state.items() if name != "table"}  # the positions: no weight
 
 
 def logits_of_both(torch, model, reference, dtype):
@@ -208,7 +198,7 @@ def test_an_exported_model_loaded_into_pytorch_gives_the_same_logits(safetensors
     tensors, metadata = read_safetensors(tmp_path / "m.safetensors")
     torch_state = to_torch(tensors, json.loads(metadata["model_config"]))
     result = reference.load_state_dict({name: torch.from_numpy(value)
-                                        for name, value in into_reference_names(torch_state).items()}, strict=False)
+                                        for name, value in torch_state.items()}, strict=False)
     assert result.unexpected_keys == [] and result.missing_keys == ["table"]
     ours, theirs = logits_of_both(torch, model, reference, dtype)
     np.testing.assert_allclose(theirs, ours, rtol=tol, atol=tol)
@@ -226,7 +216,8 @@ def test_pytorch_weights_loaded_into_our_model_give_the_same_logits(safetensors,
             parameter.copy_(torch.randn_like(parameter) * 0.3 + (1.0 if parameter.ndim == 1 else 0.0))
         if options.get("tie_generator"):
             reference.generator.weight.copy_(reference.tgt_embed.weight)
-    torch_state = from_reference_names({name: value.numpy() for name, value in reference.state_dict().items()})
+    torch_state = {name: value.numpy() for name, value in reference.state_dict().items()
+                   if name != "table"}  # the positions: no weight
     fresh = make_model(seed=5, dtype=dtype, **options)
     fresh.load_state_dict(from_torch(torch_state, fresh.config))
     save_safetensors(tmp_path / "m.safetensors", fresh, SRC_VOCAB, TGT_VOCAB)  # and through the file

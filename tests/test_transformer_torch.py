@@ -14,6 +14,7 @@ import pytest
 
 import minigrad
 from transformer import Transformer
+from transformer.torch_names import minigrad_name, torch_transformer_arguments
 
 pytestmark = pytest.mark.usefixtures("both_paths")  # every test on the kernels and on the reference path
 
@@ -24,7 +25,8 @@ TGT = [[2, 7, 8, 9, 4], [2, 5, 6, 0, 0], [2, 9, 0, 0, 0]]
 
 
 class TorchReference(torch.nn.Module):
-    """Our embeddings + positions + generator around torch.nn.Transformer."""
+    """Our embeddings + positions + generator around torch.nn.Transformer: the PyTorch layout of
+    transformer/torch_names.py (its child `transformer`), our model's weights copied in by that name map."""
 
     def __init__(self, model, dtype):
         super().__init__()
@@ -34,35 +36,24 @@ class TorchReference(torch.nn.Module):
         self.tgt_embed = torch.nn.Embedding(c["tgt_vocab_size"], c["d_model"], padding_idx=c["pad_id"])
         with warnings.catch_warnings():  # "enable_nested_tensor ... norm_first": irrelevant here
             warnings.simplefilter("ignore")
-            self.core = torch.nn.Transformer(c["d_model"], c["n_heads"], c["n_encoder_layers"], c["n_decoder_layers"],
-                                             c["d_ff"], dropout=0.0, activation=c["activation"], batch_first=True,
-                                             norm_first=c["norm_first"])
+            self.transformer = torch.nn.Transformer(**{**torch_transformer_arguments(c), "dropout": 0.0})
         if not c["norm_first"]:
-            self.core.encoder.norm = torch.nn.Identity()
-            self.core.decoder.norm = torch.nn.Identity()
+            self.transformer.encoder.norm = torch.nn.Identity()
+            self.transformer.decoder.norm = torch.nn.Identity()
         self.generator = torch.nn.Linear(c["d_model"], c["tgt_vocab_size"])
         self.register_buffer("table", torch.tensor(model.positional.table.numpy()))
         self.to(dtype)
         ours = dict(model.named_parameters())
         with torch.no_grad():
             for name, parameter in self.named_parameters():
-                parameter.copy_(torch.tensor(ours[self.our_name(name)].detach().numpy()))
-
-    @staticmethod
-    def our_name(name):
-        if name.startswith("core."):
-            name = name[len("core."):]
-            for sub in ("linear1", "linear2"):
-                name = name.replace(f".{sub}.", f".feed_forward.{sub}.")
-            return name
-        return name.replace("src_embed.", "src_embed.embedding.").replace("tgt_embed.", "tgt_embed.embedding.")
+                parameter.copy_(torch.tensor(ours[minigrad_name(name)].detach().numpy()))
 
     def forward(self, src, tgt):
         src_pad, tgt_pad = src == self.pad_id, tgt == self.pad_id
         x = self.src_embed(src) * self.scale + self.table[:src.shape[1]]
         y = self.tgt_embed(tgt) * self.scale + self.table[:tgt.shape[1]]
         causal = torch.triu(torch.ones(tgt.shape[1], tgt.shape[1], dtype=torch.bool), 1)
-        out = self.core(x, y, tgt_mask=causal, src_key_padding_mask=src_pad, tgt_key_padding_mask=tgt_pad,
+        out = self.transformer(x, y, tgt_mask=causal, src_key_padding_mask=src_pad, tgt_key_padding_mask=tgt_pad,
                         memory_key_padding_mask=src_pad)
         return self.generator(out)
 
@@ -95,7 +86,7 @@ def test_logits_and_every_gradient_match_torch(dtype, tol, norm_first, activatio
     compared = 0
     for name, parameter in reference.named_parameters():
         expected = parameter.grad.numpy()
-        got = ours[reference.our_name(name)].grad.numpy()
+        got = ours[minigrad_name(name)].grad.numpy()
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol, err_msg=name)
         compared += 1
     assert compared == len(ours)
